@@ -1,0 +1,165 @@
+"""The `crmservice` command: the administrator's tools around the service.
+
+`crmservice explain` answers "why was this mail (not) stored?" with the very decision the service
+makes, from a directory file and Graph message JSON files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from crm_core.capture_decision import CaptureRules, Decision, decide
+from crm_core.directory import Directory, DirectoryFile
+from crm_core.mail import GraphMessage
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+# A JSON object must have at least one of these to be taken for a Graph message.
+_MESSAGE_FIELDS = frozenset(
+    (
+        "internetMessageId",
+        "from",
+        "sender",
+        "toRecipients",
+        "ccRecipients",
+        "bccRecipients",
+        "subject",
+        "body",
+        "@odata.type",
+    )
+)
+
+
+class InputError(ValueError):
+    """A file that cannot be read as what it should be; the message names the file."""
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def load_directory(path: Path) -> tuple[Directory, CaptureRules]:
+    """The directory and the capture rules of an `explain` directory file."""
+    data = _read_json(path)
+    try:
+        parsed = DirectoryFile.model_validate(data)
+        rules = CaptureRules.build(parsed.crm_address, parsed.excluded, parsed.order_keywords)
+    except ValidationError as exc:
+        raise InputError(f"{path}: not a directory file ({_first_error(exc)})") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not a directory file ({exc})") from None
+    return Directory(parsed.users, parsed.contacts, parsed.orders), rules
+
+
+def load_messages(path: Path) -> list[GraphMessage]:
+    """The messages of one file: a Graph message, a JSON list of them, or a Graph `value` page."""
+    data = _read_json(path)
+    items = data["value"] if isinstance(data, dict) and isinstance(data.get("value"), list) else data
+    items = items if isinstance(items, list) else [items]
+    messages = []
+    for index, item in enumerate(items):
+        where = f"{path}" if len(items) == 1 else f"{path}[{index}]"
+        if not isinstance(item, dict) or not _MESSAGE_FIELDS & item.keys():
+            raise InputError(f"{where}: not a message (expected a Graph message object with from, "
+                             "toRecipients, subject, ...)")
+        try:
+            messages.append(GraphMessage.model_validate(item))
+        except ValidationError as exc:
+            raise InputError(f"{where}: not a message ({_first_error(exc)})") from None
+    return messages
+
+
+def explanation(decision: Decision) -> dict[str, Any]:
+    """The `explain` output of one decision, keys in their documented order."""
+    return {
+        "message_id": decision.message_id,
+        "capture": decision.capture,
+        "direction": decision.direction,
+        "contacts": decision.contact_ids,
+        "users": decision.user_ids,
+        "order_number": decision.order_number,
+        "order_id": decision.order_id,
+        "reasons": decision.reasons,
+    }
+
+
+def pretty_json(obj: dict[str, Any]) -> str:
+    """JSON with one key a line, short lists kept on theirs, and each reason on a line of its own."""
+    lines = []
+    for index, (key, value) in enumerate(obj.items()):
+        if key == "reasons" and value:
+            items = ",\n".join("    " + json.dumps(reason, ensure_ascii=False) for reason in value)
+            text = "[\n" + items + "\n  ]"
+        else:
+            text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        comma = "," if index < len(obj) - 1 else ""
+        lines.append(f"  {json.dumps(key)}: {text}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}"
+
+
+def _explain(args: argparse.Namespace) -> int:
+    try:
+        directory, rules = load_directory(args.directory)
+    except InputError as exc:
+        print(f"crmservice explain: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    status = EXIT_OK
+    for path in args.messages:
+        try:
+            messages = load_messages(path)
+        except InputError as exc:
+            print(f"crmservice explain: {exc}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        for message in messages:
+            out = explanation(decide(message, directory, rules))
+            print(pretty_json(out) if args.pretty else json.dumps(out, ensure_ascii=False), flush=True)
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmservice", description="CRMService for Azure")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    explain = commands.add_parser(
+        "explain",
+        help="why a mail is (not) stored: the capture decision for Graph message JSON files",
+        description="Prints one JSON object per message, in input order: message_id, capture, "
+        "direction, contacts, users, order_number, order_id, reasons.",
+    )
+    explain.add_argument("--directory", type=Path, required=True, metavar="DIRECTORY.json")
+    explain.add_argument("messages", type=Path, nargs="+", metavar="MESSAGE.json")
+    explain.add_argument("--pretty", action="store_true", help="indent each object for reading")
+    explain.set_defaults(run=_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `crmservice` console script."""
+    args = _parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The app settings, read once from the environment (Azure app settings, or `.env` locally).
+
+Each field's upper-case name is the app setting (`crm_mailbox` is `CRM_MAILBOX`, `crmMailbox` in
+Bicep). A missing or invalid setting stops the start with one message that names the setting and
+says what is expected, because a Functions host that starts half-configured loses mail silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from crm_core.addresses import is_plausible_address, normalize_address
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it and what is expected."""
+
+
+class GraphAuth(StrEnum):
+    """How the app proves its identity to Microsoft Graph."""
+
+    CLIENT_SECRET = "client_secret"
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY = "managed_identity"
+    # Only for the local Graph emulator: a fixed bearer token, refused for a non-loopback Graph URL.
+    STATIC_TOKEN = "static_token"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON-free comma or semicolon separated app setting as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything the app reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", env_file=None, populate_by_name=True
+    )
+
+    crm_mailbox: str = Field(
+        description="the e-mail address of the CRM mailbox, e.g. crm@company.example"
+    )
+    crm_order_keywords: CommaList = Field(
+        default_factory=lambda: ["Order"],
+        description="comma-separated order keywords, e.g. Order,Objednávka (letters only)",
+    )
+    crm_excluded_addresses: CommaList = Field(
+        default_factory=list,
+        description="comma-separated addresses or @domains that never count as participants",
+    )
+
+    graph_auth: GraphAuth = Field(
+        default=GraphAuth.CLIENT_SECRET,
+        description="one of client_secret, certificate, managed_identity, static_token",
+    )
+    graph_tenant_id: str = Field(
+        default="", description="the Microsoft Entra tenant id (a GUID or a verified domain)"
+    )
+    graph_client_id: str = Field(
+        default="",
+        description="the app registration's client id (for managed_identity: a user-assigned identity's "
+        "client id, or empty for the system-assigned one)",
+    )
+    graph_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="the app registration's client secret"
+    )
+    graph_certificate_path: str = Field(
+        default="", description="the path of the app registration's PEM or PFX certificate"
+    )
+    graph_base_url: str = Field(
+        default="https://graph.microsoft.com/v1.0",
+        description="the Microsoft Graph base URL (the sandbox points it at the Graph emulator)",
+    )
+    graph_static_token: SecretStr = Field(
+        default=SecretStr(""), description="the bearer token the Graph emulator accepts"
+    )
+
+    netgenium_base_url: str = Field(
+        description="the NET Genium record API base URL, https (http only on loopback)"
+    )
+    netgenium_api_key: SecretStr = Field(description="the NET Genium record API key")
+    netgenium_api_key_header: str = Field(
+        default="X-Api-Key", description="the header that carries the NET Genium API key"
+    )
+    netgenium_schema_map: str = Field(
+        default="",
+        description="the path of the NET Genium schema map file (empty: the shipped defaults)",
+    )
+
+    azure_web_jobs_storage: SecretStr = Field(
+        alias="AzureWebJobsStorage",
+        description="the storage connection string, or set AzureWebJobsStorage__accountName "
+        "for a managed identity",
+    )
+
+    sync_days_back: int = Field(default=30, ge=0, le=3650, description="days back (0..3650)")
+    sync_days_ahead: int = Field(default=365, ge=1, le=3650, description="days ahead (1..3650)")
+
+    @field_validator("crm_order_keywords", "crm_excluded_addresses", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("crm_mailbox")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        address = normalize_address(value)
+        if not is_plausible_address(address):
+            raise ValueError("expected an e-mail address such as crm@company.example")
+        return address
+
+    @field_validator("crm_order_keywords")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one keyword")
+        for keyword in value:
+            if not keyword.isalpha():
+                raise ValueError(f"expected keywords of letters only, got {keyword!r}")
+        return value
+
+    @field_validator("crm_excluded_addresses")
+    @classmethod
+    def _excluded(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            address = normalize_address(item)
+            if not (address.startswith("@") and "." in address) and not is_plausible_address(address):
+                raise ValueError(f"expected addresses or @domains, got {item!r}")
+            out.append(address)
+        return out
+
+    @field_validator("netgenium_base_url", "graph_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an absolute http(s) URL")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("expected https (http is allowed on loopback only)")
+        return value.strip().rstrip("/")
+
+    @field_validator("netgenium_api_key", "azure_web_jobs_storage")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("expected a non-empty value")
+        return value
+
+    @model_validator(mode="after")
+    def _graph_credentials(self) -> Self:
+        needs: list[tuple[str, bool]] = []
+        if self.graph_auth in (GraphAuth.CLIENT_SECRET, GraphAuth.CERTIFICATE):
+            needs += [("graph_tenant_id", bool(self.graph_tenant_id.strip()))]
+            needs += [("graph_client_id", bool(self.graph_client_id.strip()))]
+        if self.graph_auth is GraphAuth.CLIENT_SECRET:
+            needs += [("graph_client_secret", bool(self.graph_client_secret.get_secret_value()))]
+        if self.graph_auth is GraphAuth.CERTIFICATE:
+            needs += [("graph_certificate_path", bool(self.graph_certificate_path.strip()))]
+        if self.graph_auth is GraphAuth.STATIC_TOKEN:
+            needs += [("graph_static_token", bool(self.graph_static_token.get_secret_value()))]
+            if not _is_loopback(urlsplit(self.graph_base_url).hostname):
+                raise SettingsError(
+                    "GRAPH_AUTH=static_token is only for the local Graph emulator: "
+                    "expected GRAPH_BASE_URL on loopback"
+                )
+        for name, present in needs:
+            if not present:
+                field = type(self).model_fields[name]
+                raise SettingsError(
+                    f"{name.upper()} is missing: GRAPH_AUTH={self.graph_auth.value} needs "
+                    f"{field.description}"
+                )
+        return self
+
+
+def _setting_name(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    if field is not None and field.alias:
+        return field.alias
+    return field_name.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, or raise SettingsError naming every setting that is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"] if isinstance(part, str)]
+            if not location:
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            name = location[0]
+            field = Settings.model_fields.get(name) or next(
+                (f for f in Settings.model_fields.values() if f.alias == name), None
+            )
+            expected = field.description if field is not None else ""
+            if error["type"] == "missing":
+                problems.append(f"{_setting_name(name)} is missing: expected {expected}")
+            else:
+                detail = str(error["msg"]).removeprefix("Value error, ")
+                problems.append(f"{_setting_name(name)} is invalid: {detail} ({expected})")
+        raise SettingsError("; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""What runs the service on one machine without Azure: emulators, the local Functions runner."""
