@@ -96,9 +96,7 @@ def _automated(message: GraphMessage, sender: str) -> str | None:
 
 
 def _skipped(message: GraphMessage, skip: Skip, reason: str, sender: str) -> Decision:
-    return Decision(
-        message_id=message.internet_message_id, capture=False, skip=skip, sender=sender, reasons=[reason]
-    )
+    return Decision(message_id=message.internet_message_id, capture=False, skip=skip, sender=sender, reasons=[reason])
 
 
 def decide(message: GraphMessage, directory: Directory, rules: CaptureRules) -> Decision:

@@ -81,8 +81,9 @@ def load_messages(path: Path) -> list[GraphMessage]:
     for index, item in enumerate(items):
         where = f"{path}" if len(items) == 1 else f"{path}[{index}]"
         if not isinstance(item, dict) or not _MESSAGE_FIELDS & item.keys():
-            raise InputError(f"{where}: not a message (expected a Graph message object with from, "
-                             "toRecipients, subject, ...)")
+            raise InputError(
+                f"{where}: not a message (expected a Graph message object with from, toRecipients, subject, ...)"
+            )
         try:
             messages.append(GraphMessage.model_validate(item))
         except ValidationError as exc:

@@ -15,11 +15,45 @@ from __future__ import annotations
 import html
 import re
 
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>|<!--|<!\[CDATA\[|<![^<>]*>|<\?[^<>]*>")
+_TAG = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>"  # a start or end tag
+    r"|<!--|<!\[CDATA\[|<![^<>]*>|<\?[^<>]*>"  # a comment, CDATA, a declaration, a processing instruction
+)
 _SPACE = re.compile(r"[ \t\r\n\f]+")
 _BREAKING = frozenset(
-    "br p div tr li ul ol table tbody thead tfoot h1 h2 h3 h4 h5 h6 hr pre address dl dt dd "
-    "section article header footer blockquote center form fieldset".split()
+    [
+        "br",
+        "p",
+        "div",
+        "tr",
+        "li",
+        "ul",
+        "ol",
+        "table",
+        "tbody",
+        "thead",
+        "tfoot",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "pre",
+        "address",
+        "dl",
+        "dt",
+        "dd",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+        "center",
+        "form",
+        "fieldset",
+    ]
 )
 _SKIPPED = frozenset(("script", "style", "head", "title", "template", "noscript", "xml"))
 
@@ -58,11 +92,11 @@ def html_to_text(markup: str) -> str:
         text(markup[pos : match.start()])
         token = match.group(0)
         pos = match.end()
-        if token == "<!--":
+        if token == "<!--":  # noqa: S105 - markup, not a password
             end = markup.find("-->", pos)
             pos = length if end < 0 else end + 3
             continue
-        if token == "<![CDATA[":
+        if token == "<![CDATA[":  # noqa: S105 - markup, not a password
             end = markup.find("]]>", pos)
             text(markup[pos : length if end < 0 else end])
             pos = length if end < 0 else end + 3

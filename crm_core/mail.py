@@ -55,7 +55,12 @@ class MessageHeader(_GraphModel):
 
 
 def _none_to_empty(value: Any) -> Any:
-    return [] if value is None else value
+    """A null list is an empty one, and null entries in it are nothing."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [item for item in value if item is not None]
+    return value
 
 
 class GraphMessage(_GraphModel):
@@ -72,9 +77,7 @@ class GraphMessage(_GraphModel):
     to_recipients: list[Recipient] = Field(default_factory=list, alias="toRecipients")
     cc_recipients: list[Recipient] = Field(default_factory=list, alias="ccRecipients")
     bcc_recipients: list[Recipient] = Field(default_factory=list, alias="bccRecipients")
-    internet_message_headers: list[MessageHeader] = Field(
-        default_factory=list, alias="internetMessageHeaders"
-    )
+    internet_message_headers: list[MessageHeader] = Field(default_factory=list, alias="internetMessageHeaders")
     received_date_time: str | None = Field(default=None, alias="receivedDateTime")
     sent_date_time: str | None = Field(default=None, alias="sentDateTime")
     has_attachments: bool | None = Field(default=None, alias="hasAttachments")

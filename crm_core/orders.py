@@ -43,9 +43,7 @@ class OrderParser:
             raise ValueError("at least one order keyword is needed")
         self._keywords = tuple(words)
         alternatives = "|".join(re.escape(word) for word in words)
-        self._subject = re.compile(
-            rf"(?<!\w)(?:{alternatives}){_GAP}:{_GAP}{_DIGITS}(?!\w)", re.IGNORECASE
-        )
+        self._subject = re.compile(rf"(?<!\w)(?:{alternatives}){_GAP}:{_GAP}{_DIGITS}(?!\w)", re.IGNORECASE)
         self._body = re.compile(
             rf"^[ \t\u00a0]*((?:>[ \t\u00a0]*)*)(?:{alternatives}){_GAP}:{_GAP}{_DIGITS}[ \t\u00a0]*$",
             re.IGNORECASE | re.MULTILINE,

@@ -25,11 +25,11 @@ class SettingsError(ValueError):
 class GraphAuth(StrEnum):
     """How the app proves its identity to Microsoft Graph."""
 
-    CLIENT_SECRET = "client_secret"
+    CLIENT_SECRET = "client_secret"  # noqa: S105 - a mode name
     CERTIFICATE = "certificate"
     MANAGED_IDENTITY = "managed_identity"
     # Only for the local Graph emulator: a fixed bearer token, refused for a non-loopback Graph URL.
-    STATIC_TOKEN = "static_token"
+    STATIC_TOKEN = "static_token"  # noqa: S105 - a mode name
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -56,13 +56,9 @@ CommaList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """Everything the app reads from its environment."""
 
-    model_config = SettingsConfigDict(
-        case_sensitive=False, extra="ignore", env_file=None, populate_by_name=True
-    )
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=None, populate_by_name=True)
 
-    crm_mailbox: str = Field(
-        description="the e-mail address of the CRM mailbox, e.g. crm@company.example"
-    )
+    crm_mailbox: str = Field(description="the e-mail address of the CRM mailbox, e.g. crm@company.example")
     crm_order_keywords: CommaList = Field(
         default_factory=lambda: ["Order"],
         description="comma-separated order keywords, e.g. Order,Objednávka (letters only)",
@@ -76,17 +72,13 @@ class Settings(BaseSettings):
         default=GraphAuth.CLIENT_SECRET,
         description="one of client_secret, certificate, managed_identity, static_token",
     )
-    graph_tenant_id: str = Field(
-        default="", description="the Microsoft Entra tenant id (a GUID or a verified domain)"
-    )
+    graph_tenant_id: str = Field(default="", description="the Microsoft Entra tenant id (a GUID or a verified domain)")
     graph_client_id: str = Field(
         default="",
-        description="the app registration's client id (for managed_identity: a user-assigned identity's "
-        "client id, or empty for the system-assigned one)",
+        description="the app registration's client id (with managed_identity: a user-assigned "
+        "identity's client id, or empty for the system-assigned one)",
     )
-    graph_client_secret: SecretStr = Field(
-        default=SecretStr(""), description="the app registration's client secret"
-    )
+    graph_client_secret: SecretStr = Field(default=SecretStr(""), description="the app registration's client secret")
     graph_certificate_path: str = Field(
         default="", description="the path of the app registration's PEM or PFX certificate"
     )
@@ -98,9 +90,7 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="the bearer token the Graph emulator accepts"
     )
 
-    netgenium_base_url: str = Field(
-        description="the NET Genium record API base URL, https (http only on loopback)"
-    )
+    netgenium_base_url: str = Field(description="the NET Genium record API base URL, https (http only on loopback)")
     netgenium_api_key: SecretStr = Field(description="the NET Genium record API key")
     netgenium_api_key_header: str = Field(
         default="X-Api-Key", description="the header that carries the NET Genium API key"
@@ -111,9 +101,14 @@ class Settings(BaseSettings):
     )
 
     azure_web_jobs_storage: SecretStr = Field(
+        default=SecretStr(""),
         alias="AzureWebJobsStorage",
-        description="the storage connection string, or set AzureWebJobsStorage__accountName "
-        "for a managed identity",
+        description="a storage connection string (or AzureWebJobsStorage__accountName instead, for a managed identity)",
+    )
+    azure_web_jobs_storage_account_name: str = Field(
+        default="",
+        alias="AzureWebJobsStorage__accountName",
+        description="the storage account name, reached with the managed identity",
     )
 
     sync_days_back: int = Field(default=30, ge=0, le=3650, description="days back (0..3650)")
@@ -163,12 +158,23 @@ class Settings(BaseSettings):
             raise ValueError("expected https (http is allowed on loopback only)")
         return value.strip().rstrip("/")
 
-    @field_validator("netgenium_api_key", "azure_web_jobs_storage")
+    @field_validator("netgenium_api_key")
     @classmethod
     def _not_blank(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("expected a non-empty value")
         return value
+
+    @model_validator(mode="after")
+    def _storage(self) -> Self:
+        if not (
+            self.azure_web_jobs_storage.get_secret_value().strip() or self.azure_web_jobs_storage_account_name.strip()
+        ):
+            raise SettingsError(
+                "AzureWebJobsStorage is missing: expected a storage connection string, or "
+                "AzureWebJobsStorage__accountName for a managed identity"
+            )
+        return self
 
     @model_validator(mode="after")
     def _graph_credentials(self) -> Self:
@@ -184,15 +190,14 @@ class Settings(BaseSettings):
             needs += [("graph_static_token", bool(self.graph_static_token.get_secret_value()))]
             if not _is_loopback(urlsplit(self.graph_base_url).hostname):
                 raise SettingsError(
-                    "GRAPH_AUTH=static_token is only for the local Graph emulator: "
-                    "expected GRAPH_BASE_URL on loopback"
+                    "GRAPH_AUTH=static_token is only for the local Graph emulator: expected GRAPH_BASE_URL on loopback"
                 )
         for name, present in needs:
             if not present:
                 field = type(self).model_fields[name]
                 raise SettingsError(
-                    f"{name.upper()} is missing: GRAPH_AUTH={self.graph_auth.value} needs "
-                    f"{field.description}"
+                    f"{name.upper()} is missing: expected {field.description} "
+                    f"(GRAPH_AUTH={self.graph_auth.value} needs it)"
                 )
         return self
 

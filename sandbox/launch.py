@@ -48,7 +48,7 @@ class ServerProcess:
         self.env = env
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
 
     @property
     def base_url(self) -> str:
@@ -57,7 +57,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         env = {**os.environ, **(self.env or {})}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, no shell
             [sys.executable, "-m", self.module, "--port", str(self.port), *self.args],
             cwd=REPO_ROOT,
             env=env,
@@ -69,7 +69,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.module} exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.base_url + self.health_path, timeout=1) as answer:
+                with urllib.request.urlopen(self.base_url + self.health_path, timeout=1) as answer:  # noqa: S310
                     if 200 <= answer.status < 300:
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):

@@ -346,6 +346,8 @@ def test_null_subject_and_body_and_unknown_fields() -> None:
 
 
 def test_minimal_message() -> None:
-    decision = decide_json({"from": {"emailAddress": {"address": NOVAK}}, "toRecipients": [{"emailAddress": {"address": JANA}}]})
+    decision = decide_json(
+        {"from": {"emailAddress": {"address": NOVAK}}, "toRecipients": [{"emailAddress": {"address": JANA}}]}
+    )
     assert decision.capture
     assert decision.message_id is None
