@@ -7,15 +7,14 @@ Only the fields the capture decision and the activity need are modelled; unknown
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from crm_core.addresses import normalize_address
 
 
 class _GraphModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    # Unknown fields are accepted and dropped: Graph adds properties, the core needs none of them.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
 class EmailAddress(_GraphModel):
@@ -54,15 +53,6 @@ class MessageHeader(_GraphModel):
     value: str | None = None
 
 
-def _none_to_empty(value: Any) -> Any:
-    """A null list is an empty one, and null entries in it are nothing."""
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [item for item in value if item is not None]
-    return value
-
-
 class GraphMessage(_GraphModel):
     """The message fields that the capture decision and the e-mail activity use."""
 
@@ -74,38 +64,37 @@ class GraphMessage(_GraphModel):
     body: ItemBody | None = None
     from_: Recipient | None = Field(default=None, validation_alias=AliasChoices("from", "from_"))
     sender: Recipient | None = None
-    to_recipients: list[Recipient] = Field(default_factory=list, alias="toRecipients")
-    cc_recipients: list[Recipient] = Field(default_factory=list, alias="ccRecipients")
-    bcc_recipients: list[Recipient] = Field(default_factory=list, alias="bccRecipients")
-    internet_message_headers: list[MessageHeader] = Field(default_factory=list, alias="internetMessageHeaders")
+    # Lists may be null, and so may their entries; no Python validator, for speed.
+    to_recipients: list[Recipient | None] | None = Field(default=None, alias="toRecipients")
+    cc_recipients: list[Recipient | None] | None = Field(default=None, alias="ccRecipients")
+    bcc_recipients: list[Recipient | None] | None = Field(default=None, alias="bccRecipients")
+    internet_message_headers: list[MessageHeader | None] | None = Field(default=None, alias="internetMessageHeaders")
     received_date_time: str | None = Field(default=None, alias="receivedDateTime")
     sent_date_time: str | None = Field(default=None, alias="sentDateTime")
     has_attachments: bool | None = Field(default=None, alias="hasAttachments")
 
-    _lists = field_validator(
-        "to_recipients", "cc_recipients", "bcc_recipients", "internet_message_headers", mode="before"
-    )(_none_to_empty)
-
     @property
     def sender_address(self) -> str:
         """`from`, or `sender` where `from` is missing, normalized; ``""`` when neither has one."""
-        if self.from_ is not None and self.from_.normalized:
-            return self.from_.normalized
-        return self.sender.normalized if self.sender is not None else ""
+        address = self.from_.normalized if self.from_ is not None else ""
+        if not address and self.sender is not None:
+            address = self.sender.normalized
+        return address
 
     def recipient_addresses(self) -> list[str]:
         """To, then Cc, then Bcc, normalized, in address order, empty ones left out."""
         out = []
-        for recipient in (*self.to_recipients, *self.cc_recipients, *self.bcc_recipients):
-            address = recipient.normalized
-            if address:
-                out.append(address)
+        for group in (self.to_recipients, self.cc_recipients, self.bcc_recipients):
+            for recipient in group or ():
+                address = recipient.normalized if recipient is not None else ""
+                if address:
+                    out.append(address)
         return out
 
     def header(self, name: str) -> str | None:
         """The first header of that name (compared case-insensitively), or None."""
         wanted = name.lower()
-        for item in self.internet_message_headers:
-            if item.name is not None and item.name.strip().lower() == wanted:
+        for item in self.internet_message_headers or ():
+            if item is not None and item.name is not None and item.name.strip().lower() == wanted:
                 return item.value if item.value is not None else ""
         return None

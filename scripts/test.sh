@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up and test, from nothing: creates .venv at the repository root when it is missing,
+# installs the project into it (so that .venv/bin/crmservice exists), then runs ruff, mypy and
+# the whole test suite. Any failure, and pytest collecting no test, fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+fi
+.venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "scripts/test.sh: .venv must be Python 3.11" >&2; exit 1; }
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy (crm_core)"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
