@@ -1,0 +1,1 @@
+"""Azure Table storage adapter: the capture ledger, subscriptions, cursors, unmatched correspondents."""

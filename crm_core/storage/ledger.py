@@ -1,0 +1,221 @@
+"""The capture ledger: one row per Internet Message-ID, which makes capture exactly-once.
+
+Graph delivers notifications at least once, queues deliver messages at least once, and the same
+mail reaches the CRM mailbox once per employee who forwards or copies it. The first worker to
+insert the row (insert-if-absent) owns the mail; everyone else sees `claimed`, `written` or
+`skipped`. A claim older than the lease belongs to a worker that died: it may be taken over (with
+an ETag check, so only one taker wins), and the taker must look the activity up in NET Genium
+before writing, because the dead worker may have written it just before dying.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from crm_core.capture_decision import Decision
+from crm_core.storage.tables import (
+    CONVERSATIONS_TABLE,
+    LEDGER_TABLE,
+    TableStorage,
+    partition_of,
+    row_key,
+    storage_error,
+)
+
+DEFAULT_LEASE = timedelta(seconds=90)
+
+
+class LedgerState(StrEnum):
+    CLAIMED = "claimed"
+    WRITTEN = "written"
+    SKIPPED = "skipped"
+
+
+class ClaimOutcome(StrEnum):
+    """What a worker may do with a mail after trying to claim it."""
+
+    NEW = "new"  # ours; nobody touched it before
+    TAKEN_OVER = "taken_over"  # ours, from a worker that died: look NET Genium up before writing
+    DONE = "done"  # written or skipped already: nothing to do
+    BUSY = "busy"  # another worker holds a live claim: try again later
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One mail's row, as the ledger holds it."""
+
+    message_id: str
+    state: LedgerState
+    claimed_by: str
+    claimed_at: datetime
+    attempts: int
+    activity_id: int | None = None
+    direction: str | None = None
+    reasons: tuple[str, ...] = ()
+    conversation_id: str | None = None
+    order_id: int | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    entry: LedgerEntry
+
+
+def _entry(entity: Any) -> LedgerEntry:
+    claimed_at = entity.get("ClaimedAt")
+    return LedgerEntry(
+        message_id=entity["MessageId"],
+        state=LedgerState(entity["State"]),
+        claimed_by=entity.get("ClaimedBy", ""),
+        claimed_at=claimed_at if isinstance(claimed_at, datetime) else datetime.min.replace(tzinfo=UTC),
+        attempts=int(entity.get("Attempts", 1)),
+        activity_id=entity.get("ActivityId"),
+        direction=entity.get("Direction"),
+        reasons=tuple(json.loads(entity.get("Reasons") or "[]")),
+        conversation_id=entity.get("ConversationId"),
+        order_id=entity.get("OrderId"),
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+def ledger_key(message_id: str) -> tuple[str, str]:
+    """(PartitionKey, RowKey) of a mail's row; the id is compared as Graph gives it, trimmed."""
+    key = row_key(message_id.strip())
+    return partition_of(key), key
+
+
+class CaptureLedger:
+    """Claim, complete and read ledger rows; and the order each conversation is linked to."""
+
+    def __init__(self, storage: TableStorage, *, lease: timedelta = DEFAULT_LEASE) -> None:
+        self._storage = storage
+        self._lease = lease
+
+    async def get(self, message_id: str) -> LedgerEntry | None:
+        partition, row = ledger_key(message_id)
+        table = await self._storage.table(LEDGER_TABLE)
+        try:
+            return _entry(await table.get_entity(partition, row))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise storage_error(exc, "reading the ledger") from exc
+
+    async def claim(self, message_id: str, worker: str, *, now: datetime | None = None) -> Claim:
+        """Insert-if-absent; or take over a claim whose lease ran out."""
+        now = now or datetime.now(UTC)
+        partition, row = ledger_key(message_id)
+        table = await self._storage.table(LEDGER_TABLE)
+        entity = {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "MessageId": message_id.strip(),
+            "State": LedgerState.CLAIMED.value,
+            "ClaimedBy": worker,
+            "ClaimedAt": now,
+            "Attempts": 1,
+        }
+        try:
+            meta = await table.create_entity(entity)
+            return Claim(ClaimOutcome.NEW, _entry_from(entity, meta.get("etag")))
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            raise storage_error(exc, "claiming a mail") from exc
+
+        existing = await self.get(message_id)
+        if existing is None:  # deleted between the two calls: claim again from the start
+            return await self.claim(message_id, worker, now=now)
+        if existing.state is not LedgerState.CLAIMED:
+            return Claim(ClaimOutcome.DONE, existing)
+        if existing.claimed_by != worker and now - existing.claimed_at < self._lease:
+            return Claim(ClaimOutcome.BUSY, existing)
+        entity["Attempts"] = existing.attempts + 1
+        try:
+            meta = await table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=existing.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return Claim(ClaimOutcome.BUSY, existing)
+        except AzureError as exc:
+            raise storage_error(exc, "taking over a claim") from exc
+        return Claim(ClaimOutcome.TAKEN_OVER, _entry_from(entity, meta.get("etag")))
+
+    async def complete(self, claim: LedgerEntry, decision: Decision, activity_id: int | None) -> None:
+        """Record the outcome: written with the activity id, or skipped with the reasons."""
+        partition, row = ledger_key(claim.message_id)
+        table = await self._storage.table(LEDGER_TABLE)
+        entity: dict[str, Any] = {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "MessageId": claim.message_id,
+            "State": (LedgerState.WRITTEN if activity_id is not None else LedgerState.SKIPPED).value,
+            "ClaimedBy": claim.claimed_by,
+            "ClaimedAt": claim.claimed_at,
+            "Attempts": claim.attempts,
+            "CompletedAt": datetime.now(UTC),
+            "Direction": decision.direction,
+            "Reasons": json.dumps(decision.reasons, ensure_ascii=False),
+        }
+        if activity_id is not None:
+            entity["ActivityId"] = activity_id
+        if decision.order_id is not None:
+            entity["OrderId"] = decision.order_id
+        try:
+            # Unconditional: the write is done; recording it must not fail on a racing takeover.
+            await table.upsert_entity({k: v for k, v in entity.items() if v is not None}, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise storage_error(exc, "completing a ledger row") from exc
+
+    async def conversation_order(self, conversation_id: str) -> int | None:
+        """The order the conversation's earlier mail was linked to, if any."""
+        key = row_key(conversation_id)
+        table = await self._storage.table(CONVERSATIONS_TABLE)
+        try:
+            entity = await table.get_entity(partition_of(key), key)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise storage_error(exc, "reading a conversation's order") from exc
+        order_id = entity.get("OrderId")
+        return int(order_id) if order_id is not None else None
+
+    async def link_conversation(self, conversation_id: str, order_id: int) -> None:
+        """Remember a conversation's order, so that replies naming none inherit it."""
+        key = row_key(conversation_id)
+        table = await self._storage.table(CONVERSATIONS_TABLE)
+        try:
+            await table.upsert_entity(
+                {"PartitionKey": partition_of(key), "RowKey": key, "OrderId": order_id}, mode=UpdateMode.REPLACE
+            )
+        except AzureError as exc:
+            raise storage_error(exc, "linking a conversation to its order") from exc
+
+    async def entries(self) -> list[LedgerEntry]:
+        """Every row (for the sandbox's replay report and for operators; not on a hot path)."""
+        table = await self._storage.table(LEDGER_TABLE)
+        try:
+            return [_entry(entity) async for entity in table.list_entities()]
+        except AzureError as exc:
+            raise storage_error(exc, "listing the ledger") from exc
+
+
+def _entry_from(entity: dict[str, Any], etag: str | None) -> LedgerEntry:
+    return LedgerEntry(
+        message_id=entity["MessageId"],
+        state=LedgerState(entity["State"]),
+        claimed_by=entity["ClaimedBy"],
+        claimed_at=entity["ClaimedAt"],
+        attempts=entity["Attempts"],
+        etag=etag,
+    )

@@ -1,0 +1,102 @@
+"""The Graph subscriptions this app created, with the clientState secret of each.
+
+The webhook checks every notification's clientState against the secret stored here (in constant
+time), so a forged POST, or one for a subscription we no longer own, is dropped unprocessed. The
+webhook reads this on its hot path, so lookups are cached in the process for a short time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from crm_core.storage.tables import SUBSCRIPTIONS_TABLE, TableStorage, clean, storage_error
+
+_PARTITION = "subscription"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    """What we keep of a subscription: what it watches, its secret, until when it lives."""
+
+    id: str
+    resource: str
+    kind: str  # "mail" (the CRM mailbox) or "events" (a synced user's calendar)
+    client_state: str
+    expires_at: datetime
+    created_at: datetime
+
+
+class SubscriptionStore:
+    """Subscription rows, with a short in-process cache for the webhook."""
+
+    def __init__(self, storage: TableStorage, *, cache_seconds: float = 60.0) -> None:
+        self._storage = storage
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, SubscriptionRecord | None]] = {}
+
+    async def save(self, record: SubscriptionRecord) -> None:
+        table = await self._storage.table(SUBSCRIPTIONS_TABLE)
+        entity = {
+            "PartitionKey": _PARTITION,
+            "RowKey": record.id,
+            "Resource": record.resource,
+            "Kind": record.kind,
+            "ClientState": record.client_state,
+            "ExpiresAt": record.expires_at,
+            "CreatedAt": record.created_at,
+        }
+        try:
+            await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as exc:
+            raise storage_error(exc, "saving a subscription") from exc
+        self._cache[record.id] = (time.monotonic(), record)
+
+    async def get(self, subscription_id: str) -> SubscriptionRecord | None:
+        cached = self._cache.get(subscription_id)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        if not subscription_id or any(c in subscription_id for c in "/\\#?") or len(subscription_id) > 200:
+            return None  # not a key Graph would give, and not one Table storage accepts
+        table = await self._storage.table(SUBSCRIPTIONS_TABLE)
+        try:
+            record: SubscriptionRecord | None = _record(clean(await table.get_entity(_PARTITION, subscription_id)))
+        except ResourceNotFoundError:
+            record = None
+        except AzureError as exc:
+            raise storage_error(exc, "reading a subscription") from exc
+        self._cache[subscription_id] = (time.monotonic(), record)
+        return record
+
+    async def all(self) -> list[SubscriptionRecord]:
+        table = await self._storage.table(SUBSCRIPTIONS_TABLE)
+        try:
+            return [
+                _record(clean(e))
+                async for e in table.query_entities("PartitionKey eq @p", parameters={"p": _PARTITION})
+            ]
+        except AzureError as exc:
+            raise storage_error(exc, "listing subscriptions") from exc
+
+    async def delete(self, subscription_id: str) -> None:
+        table = await self._storage.table(SUBSCRIPTIONS_TABLE)
+        try:
+            await table.delete_entity(_PARTITION, subscription_id)
+        except AzureError as exc:
+            raise storage_error(exc, "deleting a subscription") from exc
+        self._cache.pop(subscription_id, None)
+
+
+def _record(entity: dict[str, object]) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        id=str(entity["RowKey"]),
+        resource=str(entity["Resource"]),
+        kind=str(entity["Kind"]),
+        client_state=str(entity["ClientState"]),
+        expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
+        created_at=entity["CreatedAt"],  # type: ignore[arg-type]
+    )

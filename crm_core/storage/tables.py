@@ -1,0 +1,108 @@
+"""Azure Table storage clients for the service's state, from the app's storage setting.
+
+One `TableStorage` per process holds a client per table; tables are created on first use, so a
+fresh storage account (or Azurite) needs no set-up step. With `AzureWebJobsStorage__accountName`
+the managed identity is used, so no storage key is ever in the app settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from types import TracebackType
+from typing import Any
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from crm_core.errors import ServiceRejected, ServiceUnavailable
+from crm_core.settings import Settings
+
+# The tables of DESIGN.md section 6; one name each, used nowhere else.
+LEDGER_TABLE = "CaptureLedger"
+CONVERSATIONS_TABLE = "ConversationOrders"
+CORRESPONDENTS_TABLE = "UnmatchedCorrespondents"
+SUBSCRIPTIONS_TABLE = "Subscriptions"
+CURSORS_TABLE = "SyncCursors"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Table storage did not answer, or answered with a server error: retry later."""
+
+
+class StorageRejected(ServiceRejected):
+    """Table storage refused the request itself (bad key, too large): retrying cannot help."""
+
+
+def storage_error(exc: AzureError, what: str) -> ServiceUnavailable | ServiceRejected:
+    """Classify an SDK error; status 408, 429 and 5xx (and no status at all) are worth a retry."""
+    status = exc.status_code if isinstance(exc, HttpResponseError) else None
+    if status is None or status in (408, 429) or status >= 500:
+        return StorageUnavailable(f"table storage unavailable while {what} ({type(exc).__name__}, status {status})")
+    return StorageRejected(
+        f"table storage refused {what} (status {status}, {exc.reason if hasattr(exc, 'reason') else ''})"
+    )
+
+
+def row_key(value: str) -> str:
+    """A Table-safe key for any text (message ids hold `/`, `#`, `?` which keys may not)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def partition_of(key: str) -> str:
+    """Spread keys over 256 partitions, so that one hot partition never throttles capture."""
+    return key[:2]
+
+
+class TableStorage:
+    """Clients for the service's tables, created lazily and closed together."""
+
+    def __init__(self, service: TableServiceClient) -> None:
+        self._service = service
+        self._tables: dict[str, TableClient] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TableStorage:
+        connection = settings.azure_web_jobs_storage.get_secret_value()
+        if connection:
+            return cls(TableServiceClient.from_connection_string(connection))
+        from azure.identity.aio import DefaultAzureCredential
+
+        account = settings.azure_web_jobs_storage_account_name
+        return cls(TableServiceClient(f"https://{account}.table.core.windows.net", credential=DefaultAzureCredential()))
+
+    @classmethod
+    def from_connection_string(cls, connection: str) -> TableStorage:
+        return cls(TableServiceClient.from_connection_string(connection))
+
+    async def table(self, name: str) -> TableClient:
+        """The client of one table, which exists once this returns."""
+        client = self._tables.get(name)
+        if client is None:
+            try:
+                await self._service.create_table(name)
+            except ResourceExistsError:
+                pass
+            except AzureError as exc:
+                raise storage_error(exc, f"creating table {name}") from exc
+            client = self._service.get_table_client(name)
+            self._tables[name] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._tables.values():
+            await client.close()
+        self._tables.clear()
+        await self._service.close()
+
+    async def __aenter__(self) -> TableStorage:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def clean(entity: Any) -> dict[str, Any]:
+    """An entity as a plain dict, without the SDK's metadata."""
+    return {key: value for key, value in dict(entity).items() if not key.startswith("odata.")}
