@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Plausible app settings, so that importing the app gets past its settings check.
 SETTINGS = {
     "CRM_MAILBOX": "crm@firma.example",
+    "CRM_NOTIFICATION_URL": "https://crm.firma.example/api/notifications?code=k1",
+    "CRM_LIFECYCLE_URL": "https://crm.firma.example/api/lifecycle?code=k1",
     "NETGENIUM_BASE_URL": "http://127.0.0.1:9",
     "NETGENIUM_API_KEY": "bench",
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,8 +99,24 @@ def _skipped(message: GraphMessage, skip: Skip, reason: str, sender: str) -> Dec
     return Decision(message_id=message.internet_message_id, capture=False, skip=skip, sender=sender, reasons=[reason])
 
 
-def decide(message: GraphMessage, directory: Directory, rules: CaptureRules) -> Decision:
-    """Apply the rules of DESIGN.md section 3 in their order; the first skip rule that holds wins."""
+class ConversationOrder(NamedTuple):
+    """The order an earlier mail of the same conversation was linked to."""
+
+    number: int
+    id: int
+
+
+def decide(
+    message: GraphMessage,
+    directory: Directory,
+    rules: CaptureRules,
+    *,
+    conversation_order: ConversationOrder | None = None,
+) -> Decision:
+    """Apply the rules of DESIGN.md section 3 in their order; the first skip rule that holds wins.
+
+    A captured reply that names no order inherits `conversation_order`, when the caller knows one.
+    """
     raw_sender = message.sender_address
     reason = _not_a_mail(message)
     if reason:
@@ -176,6 +192,9 @@ def decide(message: GraphMessage, directory: Directory, rules: CaptureRules) -> 
             reasons.append(f"order {order_number} not found")
         else:
             reasons.append(f"order {order_number} named in the {mention.source}")
+    elif conversation_order is not None:
+        order_number, order_id = conversation_order
+        reasons.append(f"order {order_number} inherited from the conversation")
     return Decision(
         message_id=message.internet_message_id,
         capture=True,

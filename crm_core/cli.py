@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,6 +140,22 @@ def _explain(args: argparse.Namespace) -> int:
     return status
 
 
+def _netgenium_check(args: argparse.Namespace) -> int:
+    """Check the schema map against a live record API; the key comes from the environment only
+    (a key on the command line would show in every process list)."""
+    from crm_core.netgenium.check import run_check
+
+    base_url = args.base_url or os.environ.get("NETGENIUM_BASE_URL", "")
+    api_key = os.environ.get("NETGENIUM_API_KEY", "")
+    header = args.header or os.environ.get("NETGENIUM_API_KEY_HEADER", "X-Api-Key")
+    schema_map = args.schema_map or os.environ.get("NETGENIUM_SCHEMA_MAP", "")
+    missing = [name for name, value in (("NETGENIUM_BASE_URL", base_url), ("NETGENIUM_API_KEY", api_key)) if not value]
+    if missing:
+        print(f"crmservice netgenium check: {' and '.join(missing)} must be set", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_check(base_url, api_key, header, schema_map)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmservice", description="CRMService for Azure")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -152,6 +169,19 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("messages", type=Path, nargs="+", metavar="MESSAGE.json")
     explain.add_argument("--pretty", action="store_true", help="indent each object for reading")
     explain.set_defaults(run=_explain)
+
+    netgenium = commands.add_parser("netgenium", help="NET Genium record API tools")
+    ng_commands = netgenium.add_subparsers(dest="ng_command", required=True, metavar="COMMAND")
+    check = ng_commands.add_parser(
+        "check",
+        help="does every table and column of the schema map exist? (exit 0 yes, 1 no, 2 could not check)",
+        description="Asks the record API at NETGENIUM_BASE_URL (key from NETGENIUM_API_KEY) whether every "
+        "table and column that the schema map names exists, and prints what is missing.",
+    )
+    check.add_argument("--base-url", help="the record API (default: NETGENIUM_BASE_URL)")
+    check.add_argument("--header", help="the API key header (default: NETGENIUM_API_KEY_HEADER or X-Api-Key)")
+    check.add_argument("--schema-map", help="the schema map file (default: NETGENIUM_SCHEMA_MAP or the shipped one)")
+    check.set_defaults(run=_netgenium_check)
     return parser
 
 

@@ -9,7 +9,7 @@ service (built from the few records NET Genium returns for one mail's addresses)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +56,35 @@ class DirectoryFile(BaseModel):
     order_keywords: list[str] = Field(default_factory=lambda: ["Order"])
 
 
+class UserRecord(Protocol):
+    """Anything with a user's id and e-mail (the NET Genium adapter's records, or `User`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+
+
+class ContactRecord(Protocol):
+    """Anything with a contact's id, e-mail and company."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def company_id(self) -> int | None: ...
+
+
+class OrderRecord(Protocol):
+    """Anything with an order's id and number."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def number(self) -> int: ...
+
+
 class ContactRef(NamedTuple):
     """What the decision needs of a contact: its id and its company."""
 
@@ -70,9 +99,9 @@ class Directory:
 
     def __init__(
         self,
-        users: Iterable[User] = (),
-        contacts: Iterable[Contact] = (),
-        orders: Iterable[Order] = (),
+        users: Iterable[UserRecord] = (),
+        contacts: Iterable[ContactRecord] = (),
+        orders: Iterable[OrderRecord] = (),
     ) -> None:
         self._users: dict[str, int] = {}
         for user in users:
@@ -91,6 +120,10 @@ class Directory:
         self._orders: dict[int, int] = {}
         for order in orders:
             self._orders.setdefault(order.number, order.id)
+
+    def add_order(self, order: OrderRecord) -> None:
+        """Make one more order known (the service looks orders up one at a time, when named)."""
+        self._orders.setdefault(order.number, order.id)
 
     def user_id(self, address: str) -> int | None:
         """The user with this normalized address."""

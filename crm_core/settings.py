@@ -68,6 +68,26 @@ class Settings(BaseSettings):
         description="comma-separated addresses or @domains that never count as participants",
     )
 
+    crm_notification_url: str = Field(
+        description="the public URL of the notifications function (https://<app>.azurewebsites.net/api/"
+        "notifications?code=<key>) that Graph subscriptions post to"
+    )
+    crm_lifecycle_url: str = Field(
+        description="the public URL of the lifecycle function (https://<app>.azurewebsites.net/api/lifecycle?code=<key>)"
+    )
+    crm_subscription_minutes: int = Field(
+        default=10_000, ge=60, le=10_080, description="minutes a mail subscription lives (60..10080, Graph's most)"
+    )
+    crm_attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=0, le=150 * 1024 * 1024, description="bytes; larger attachments are not stored"
+    )
+    crm_include_inline_attachments: bool = Field(
+        default=False, description="true to store inline images (signatures, logos) as attachments too"
+    )
+    crm_max_body_chars: int = Field(
+        default=1_000_000, ge=10_000, le=50_000_000, description="characters of a body that are stored"
+    )
+
     graph_auth: GraphAuth = Field(
         default=GraphAuth.CLIENT_SECRET,
         description="one of client_secret, certificate, managed_identity, static_token",
@@ -148,7 +168,7 @@ class Settings(BaseSettings):
             out.append(address)
         return out
 
-    @field_validator("netgenium_base_url", "graph_base_url")
+    @field_validator("netgenium_base_url", "graph_base_url", "crm_notification_url", "crm_lifecycle_url")
     @classmethod
     def _url(cls, value: str) -> str:
         parts = urlsplit(value.strip())

@@ -20,7 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from crm_core.capture_decision import Decision
+from crm_core.capture_decision import ConversationOrder, Decision
 from crm_core.storage.tables import (
     CONVERSATIONS_TABLE,
     LEDGER_TABLE,
@@ -177,7 +177,7 @@ class CaptureLedger:
         except AzureError as exc:
             raise storage_error(exc, "completing a ledger row") from exc
 
-    async def conversation_order(self, conversation_id: str) -> int | None:
+    async def conversation_order(self, conversation_id: str) -> ConversationOrder | None:
         """The order the conversation's earlier mail was linked to, if any."""
         key = row_key(conversation_id)
         table = await self._storage.table(CONVERSATIONS_TABLE)
@@ -187,16 +187,19 @@ class CaptureLedger:
             return None
         except AzureError as exc:
             raise storage_error(exc, "reading a conversation's order") from exc
-        order_id = entity.get("OrderId")
-        return int(order_id) if order_id is not None else None
+        number, order_id = entity.get("OrderNumber"), entity.get("OrderId")
+        if number is None or order_id is None:
+            return None
+        return ConversationOrder(int(number), int(order_id))
 
-    async def link_conversation(self, conversation_id: str, order_id: int) -> None:
+    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> None:
         """Remember a conversation's order, so that replies naming none inherit it."""
         key = row_key(conversation_id)
         table = await self._storage.table(CONVERSATIONS_TABLE)
         try:
             await table.upsert_entity(
-                {"PartitionKey": partition_of(key), "RowKey": key, "OrderId": order_id}, mode=UpdateMode.REPLACE
+                {"PartitionKey": partition_of(key), "RowKey": key, "OrderNumber": order.number, "OrderId": order.id},
+                mode=UpdateMode.REPLACE,
             )
         except AzureError as exc:
             raise storage_error(exc, "linking a conversation to its order") from exc

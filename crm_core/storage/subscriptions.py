@@ -26,6 +26,7 @@ class SubscriptionRecord:
     id: str
     resource: str
     kind: str  # "mail" (the CRM mailbox) or "events" (a synced user's calendar)
+    mailbox: str  # the user whose mail or calendar it watches, as Graph paths name it
     client_state: str
     expires_at: datetime
     created_at: datetime
@@ -46,6 +47,7 @@ class SubscriptionStore:
             "RowKey": record.id,
             "Resource": record.resource,
             "Kind": record.kind,
+            "Mailbox": record.mailbox,
             "ClientState": record.client_state,
             "ExpiresAt": record.expires_at,
             "CreatedAt": record.created_at,
@@ -96,6 +98,7 @@ def _record(entity: dict[str, object]) -> SubscriptionRecord:
         id=str(entity["RowKey"]),
         resource=str(entity["Resource"]),
         kind=str(entity["Kind"]),
+        mailbox=str(entity.get("Mailbox", "")),
         client_state=str(entity["ClientState"]),
         expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
         created_at=entity["CreatedAt"],  # type: ignore[arg-type]

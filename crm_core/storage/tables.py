@@ -23,6 +23,7 @@ CONVERSATIONS_TABLE = "ConversationOrders"
 CORRESPONDENTS_TABLE = "UnmatchedCorrespondents"
 SUBSCRIPTIONS_TABLE = "Subscriptions"
 CURSORS_TABLE = "SyncCursors"
+FAILURES_TABLE = "QueueFailures"
 
 
 class StorageUnavailable(ServiceUnavailable):

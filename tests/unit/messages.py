@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_core.capture_decision import CaptureRules, Decision, decide
+from crm_core.capture_decision import CaptureRules, ConversationOrder, Decision, decide
 from crm_core.directory import Contact, Directory, Order, User
 from crm_core.mail import GraphMessage
 
@@ -62,5 +62,10 @@ def mail(
     return data
 
 
-def decide_json(data: dict[str, Any], directory: Directory = DIRECTORY, rules: CaptureRules = RULES) -> Decision:
-    return decide(GraphMessage.model_validate(data), directory, rules)
+def decide_json(
+    data: dict[str, Any],
+    directory: Directory = DIRECTORY,
+    rules: CaptureRules = RULES,
+    conversation_order: ConversationOrder | None = None,
+) -> Decision:
+    return decide(GraphMessage.model_validate(data), directory, rules, conversation_order=conversation_order)

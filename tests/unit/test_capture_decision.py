@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.capture_decision import Skip
+from crm_core.capture_decision import ConversationOrder, Skip
 from tests.unit.messages import BOTH, CRM, JANA, MALA, NOVAK, PETR, STRANGER, decide_json, mail
 
 # --- 1. not a mail -------------------------------------------------------------------------
@@ -351,3 +351,22 @@ def test_minimal_message() -> None:
     )
     assert decision.capture
     assert decision.message_id is None
+
+
+# --- conversation inheritance --------------------------------------------------------------
+
+
+def test_reply_naming_no_order_inherits_the_conversation_order() -> None:
+    decision = decide_json(mail(subject="Re: delivery", body="Thanks"), conversation_order=ConversationOrder(4, 40))
+    assert (decision.order_number, decision.order_id) == (4, 40)
+    assert decision.reasons[-1] == "order 4 inherited from the conversation"
+
+
+def test_named_order_wins_over_the_conversation_order() -> None:
+    decision = decide_json(mail(subject="Order:7"), conversation_order=ConversationOrder(4, 40))
+    assert (decision.order_number, decision.order_id) == (7, 70)
+
+
+def test_skipped_mail_inherits_nothing() -> None:
+    decision = decide_json(mail(sender=STRANGER), conversation_order=ConversationOrder(4, 40))
+    assert decision.order_id is None

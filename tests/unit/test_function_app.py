@@ -11,6 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     "CRM_MAILBOX": "crm@firma.example",
+    "CRM_NOTIFICATION_URL": "https://crm.firma.example/api/notifications?code=k1",
+    "CRM_LIFECYCLE_URL": "https://crm.firma.example/api/lifecycle?code=k1",
     "NETGENIUM_BASE_URL": "http://127.0.0.1:9",
     "NETGENIUM_API_KEY": "k",
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",

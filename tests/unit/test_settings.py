@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 VALID = {
     "CRM_MAILBOX": "crm@firma.example",
+    "CRM_NOTIFICATION_URL": "https://crm.firma.example/api/notifications?code=k1",
+    "CRM_LIFECYCLE_URL": "https://crm.firma.example/api/lifecycle?code=k1",
     "NETGENIUM_BASE_URL": "https://erp.firma.example/ng",
     "NETGENIUM_API_KEY": "key-1",
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
@@ -107,6 +109,9 @@ def test_static_token_only_on_loopback(env: pytest.MonkeyPatch) -> None:
         ("CRM_ORDER_KEYWORDS", " , ", "CRM_ORDER_KEYWORDS is invalid: expected at least one keyword"),
         ("CRM_EXCLUDED_ADDRESSES", "@nodot", "CRM_EXCLUDED_ADDRESSES is invalid"),
         ("SYNC_DAYS_BACK", "-1", "SYNC_DAYS_BACK is invalid"),
+        ("CRM_NOTIFICATION_URL", "http://crm.firma.example/api/notifications", "CRM_NOTIFICATION_URL is invalid"),
+        ("CRM_SUBSCRIPTION_MINUTES", "20000", "CRM_SUBSCRIPTION_MINUTES is invalid"),
+        ("CRM_INCLUDE_INLINE_ATTACHMENTS", "perhaps", "CRM_INCLUDE_INLINE_ATTACHMENTS is invalid"),
         ("SYNC_DAYS_AHEAD", "many", "SYNC_DAYS_AHEAD is invalid"),
     ],
 )

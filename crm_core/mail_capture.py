@@ -1,0 +1,250 @@
+"""The mail capture use case: one mail of the CRM mailbox becomes at most one e-mail activity.
+
+Order of work, chosen so that nothing is lost and nothing doubled:
+1. claim the mail in the ledger (insert-if-absent on its Internet Message-ID);
+2. look up only what this mail needs in NET Genium (its addresses; the order it names);
+3. decide with the pure core; skipped mail is recorded with its reasons;
+4. a takeover of a dead worker's claim first asks NET Genium whether the activity exists;
+5. write the activity with its attachments, then complete the ledger row.
+A crash anywhere leaves either no activity and a claim that expires, or an activity that step 4
+finds. Errors that a retry can cure propagate (the queue retries, then the poison queue).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from crm_core.capture_decision import CaptureRules, ConversationOrder, Decision, Skip, decide
+from crm_core.directory import ContactRecord, Directory, OrderRecord, UserRecord
+from crm_core.email_content import DEFAULT_MAX_BODY_CHARS, email_content
+from crm_core.errors import ServiceUnavailable
+from crm_core.mail import GraphMessage
+from crm_core.netgenium.models import Attachment, EmailActivity
+from crm_core.storage.ledger import ClaimOutcome, LedgerEntry
+
+log = logging.getLogger("crm_core.capture")
+
+
+class MailFile(Protocol):
+    """A file attachment as the mail source hands it over (content None: over the size limit)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def is_inline(self) -> bool: ...
+    @property
+    def content(self) -> bytes | None: ...
+
+
+class MailSource(Protocol):
+    """Microsoft Graph, as far as capture reads it."""
+
+    async def get_message(self, mailbox: str, message_id: str) -> GraphMessage: ...
+
+    async def list_file_attachments(
+        self, mailbox: str, message_id: str, *, max_bytes: int | None = None
+    ) -> Sequence[MailFile]: ...
+
+
+class ActivityStore(Protocol):
+    """NET Genium, as far as capture reads and writes it."""
+
+    async def list_users(self) -> Sequence[UserRecord]: ...
+    async def find_contacts_by_emails(self, emails: Iterable[str]) -> Sequence[ContactRecord]: ...
+    async def find_order_by_number(self, number: int) -> OrderRecord | None: ...
+    async def find_activity_by_message_id(self, message_id: str) -> int | None: ...
+    async def create_email_activity(self, activity: EmailActivity, attachments: Sequence[Attachment] = ()) -> int: ...
+
+
+class Claim(Protocol):
+    @property
+    def outcome(self) -> ClaimOutcome: ...
+    @property
+    def entry(self) -> LedgerEntry: ...
+
+
+class Ledger(Protocol):
+    """The capture ledger (Table storage)."""
+
+    async def claim(self, message_id: str, worker: str) -> Claim: ...
+    async def complete(self, claim: LedgerEntry, decision: Decision, activity_id: int | None) -> None: ...
+    async def conversation_order(self, conversation_id: str) -> ConversationOrder | None: ...
+    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> None: ...
+
+
+class Correspondents(Protocol):
+    async def record(self, address: str) -> None: ...
+
+
+class CaptureBusy(ServiceUnavailable):
+    """Another worker holds a live claim on this mail: try again after it finished or expired."""
+
+
+class Outcome(StrEnum):
+    WRITTEN = "written"  # a new activity
+    FOUND = "found"  # the activity existed already (a dead worker wrote it)
+    SKIPPED = "skipped"  # not a customer mail: recorded with its reasons
+    DUPLICATE = "duplicate"  # the ledger had it: nothing done
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureResult:
+    message_id: str
+    outcome: Outcome
+    activity_id: int | None
+    decision: Decision | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureOptions:
+    """Limits of what is stored, from the app settings."""
+
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    include_inline_attachments: bool = False
+    max_body_chars: int = DEFAULT_MAX_BODY_CHARS
+    users_cache_seconds: float = 300.0
+
+
+def ledger_id(message: GraphMessage) -> str:
+    """The ledger key of a mail: its Internet Message-ID, or Graph's immutable id when it has none."""
+    if message.internet_message_id and message.internet_message_id.strip():
+        return message.internet_message_id.strip()
+    return f"graph-id:{message.id}"
+
+
+class MailCapture:
+    """Captures mails of one CRM mailbox; one instance per process (it caches the user list)."""
+
+    def __init__(
+        self,
+        mail: MailSource,
+        crm: ActivityStore,
+        ledger: Ledger,
+        correspondents: Correspondents,
+        rules: CaptureRules,
+        *,
+        worker: str,
+        options: CaptureOptions | None = None,
+    ) -> None:
+        self._mail = mail
+        self._crm = crm
+        self._ledger = ledger
+        self._correspondents = correspondents
+        self._rules = rules
+        self._worker = worker
+        self._options = options or CaptureOptions()
+        self._users: Sequence[UserRecord] = ()
+        self._users_at = float("-inf")
+
+    async def capture_by_id(self, mailbox: str, message_id: str) -> CaptureResult:
+        """Capture a mail that a change notification named (one Graph read)."""
+        return await self.capture(mailbox, await self._mail.get_message(mailbox, message_id))
+
+    async def capture(self, mailbox: str, message: GraphMessage) -> CaptureResult:
+        """Capture a mail already read from Graph (from a notification or a delta page)."""
+        key = ledger_id(message)
+        claim = await self._ledger.claim(key, self._worker)
+        if claim.outcome is ClaimOutcome.DONE:
+            log.info("capture: already in the ledger", extra={"message_id": key, "outcome": "duplicate"})
+            return CaptureResult(key, Outcome.DUPLICATE, claim.entry.activity_id, None)
+        if claim.outcome is ClaimOutcome.BUSY:
+            raise CaptureBusy(f"message {key} is being captured by {claim.entry.claimed_by}")
+
+        decision = await self._decide(message)
+        if not decision.capture:
+            if decision.skip is Skip.SENDER_UNKNOWN and claim.outcome is ClaimOutcome.NEW:
+                await self._correspondents.record(decision.sender)
+            await self._ledger.complete(claim.entry, decision, None)
+            log.info(
+                "capture: skipped",
+                extra={"message_id": key, "outcome": "skipped", "reason": decision.reasons[0]},
+            )
+            return CaptureResult(key, Outcome.SKIPPED, None, decision)
+
+        if claim.outcome is ClaimOutcome.TAKEN_OVER:
+            existing = await self._crm.find_activity_by_message_id(key)
+            if existing is not None:
+                await self._finish(claim.entry, message, decision, existing)
+                log.info("capture: found written", extra={"message_id": key, "activity_id": existing})
+                return CaptureResult(key, Outcome.FOUND, existing, decision)
+
+        content = email_content(message, direction=decision.direction, max_body_chars=self._options.max_body_chars)
+        activity = EmailActivity(
+            subject=content.subject,
+            body_text=content.body_text,
+            body_html=content.body_html,
+            direction=decision.direction or "incoming",
+            date=content.sent_at,
+            message_id=key,
+            conversation_id=message.conversation_id,
+            contact_id=decision.contact_ids[0] if decision.contact_ids else None,
+            company_id=decision.company_ids[0] if decision.company_ids else None,
+            user_id=decision.user_ids[0] if decision.user_ids else None,
+            order_id=decision.order_id,
+        )
+        attachments = await self._attachments(mailbox, message)
+        activity_id = await self._crm.create_email_activity(activity, attachments)
+        await self._finish(claim.entry, message, decision, activity_id)
+        log.info(
+            "capture: written",
+            extra={"message_id": key, "outcome": "written", "activity_id": activity_id, "direction": decision.direction},
+        )
+        return CaptureResult(key, Outcome.WRITTEN, activity_id, decision)
+
+    async def _finish(self, entry: LedgerEntry, message: GraphMessage, decision: Decision, activity_id: int) -> None:
+        if decision.order_id is not None and decision.order_number is not None and message.conversation_id:
+            await self._ledger.link_conversation(
+                message.conversation_id, ConversationOrder(decision.order_number, decision.order_id)
+            )
+        await self._ledger.complete(entry, decision, activity_id)
+
+    async def _decide(self, message: GraphMessage) -> Decision:
+        """Decide with a directory of just this mail's people, then add the order if one is named."""
+        users = await self._user_list()
+        addresses = {message.sender_address, *message.recipient_addresses()}
+        addresses -= {"", self._rules.crm_address}
+        addresses = {a for a in addresses if a not in self._rules.exclusions}
+        contacts = await self._crm.find_contacts_by_emails(sorted(addresses)) if addresses else ()
+        directory = Directory(users=users, contacts=contacts)
+        decision = decide(message, directory, self._rules)
+        if not decision.capture:
+            return decision
+        if decision.order_number is not None:
+            order = await self._crm.find_order_by_number(decision.order_number)
+            if order is None:
+                return decision
+            directory.add_order(order)
+            return decide(message, directory, self._rules)
+        if message.conversation_id:
+            inherited = await self._ledger.conversation_order(message.conversation_id)
+            if inherited is not None:
+                return decide(message, directory, self._rules, conversation_order=inherited)
+        return decision
+
+    async def _user_list(self) -> Sequence[UserRecord]:
+        """All NET Genium users, cached: they are few and change rarely, and a lookup per mail would
+        double the requests NET Genium serves."""
+        if time.monotonic() - self._users_at > self._options.users_cache_seconds:
+            self._users = await self._crm.list_users()
+            self._users_at = time.monotonic()
+        return self._users
+
+    async def _attachments(self, mailbox: str, message: GraphMessage) -> list[Attachment]:
+        if not message.has_attachments or not message.id:
+            return []
+        files = await self._mail.list_file_attachments(
+            mailbox, message.id, max_bytes=self._options.max_attachment_bytes
+        )
+        out = []
+        for file in files:
+            if file.content is None or (file.is_inline and not self._options.include_inline_attachments):
+                continue
+            out.append(Attachment(filename=file.name, content=file.content, content_type=file.content_type))
+        return out

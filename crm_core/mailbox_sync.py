@@ -1,0 +1,158 @@
+"""How notifications and the reconciliation timer become Graph reads: one delta run per mailbox.
+
+A change notification only says "message X was created". Reading X with one GET per
+notification costs a Graph request per mail, and Graph allows 10,000 requests per 10 minutes per
+mailbox. So a notification runs message delta on the mailbox instead, from the stored cursor:
+one request returns up to a page of new mails with everything the decision needs. Runs are
+serialized per mailbox in the process, and a notification whose message a previous run already
+captured costs no Graph request at all; in a burst, one run covers many notifications. The
+reconciliation timer runs the same delta, so a notification Graph never sent still ends as an
+activity. Two processes running delta from the same cursor is harmless: the ledger drops the
+second capture of a mail.
+
+A message the delta did not return (another folder, or delta lagging) is read by id: the
+notification is never lost to an optimization.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from crm_core.errors import ExternalServiceError
+from crm_core.mail import GraphMessage
+from crm_core.mail_capture import CaptureResult, MailCapture
+from crm_core.tasks import CaptureTask
+
+log = logging.getLogger("crm_core.mailbox_sync")
+
+FOLDER = "inbox"
+
+
+class DeltaRound(Protocol):
+    @property
+    def messages(self) -> Sequence[GraphMessage]: ...
+    @property
+    def delta_link(self) -> str: ...
+    @property
+    def requests(self) -> int: ...
+
+
+class MailDelta(Protocol):
+    async def message_delta(
+        self, mailbox: str, folder: str = ..., delta_link: str | None = None, *, page_size: int | None = None
+    ) -> DeltaRound: ...
+
+
+class Cursors(Protocol):
+    async def get(self, name: str) -> str | None: ...
+    async def set(self, name: str, value: str) -> None: ...
+    async def clear(self, name: str) -> None: ...
+
+
+@dataclass
+class SyncReport:
+    """What one run did; `failed` are Graph ids to retry one by one through the queue."""
+
+    captured: list[CaptureResult] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    graph_requests: int = 0
+    resynced: bool = False
+
+
+def cursor_name(mailbox: str) -> str:
+    return f"mail-delta:{mailbox.lower()}:{FOLDER}"
+
+
+class MailboxSync:
+    """Delta runs per mailbox, shared by the capture queue worker and the reconciliation timer."""
+
+    def __init__(
+        self,
+        graph: MailDelta,
+        cursors: Cursors,
+        capture: MailCapture,
+        *,
+        resync_error: type[Exception],
+        remember: int = 100_000,
+    ) -> None:
+        self._graph = graph
+        self._cursors = cursors
+        self._capture = capture
+        self._resync_error = resync_error
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember
+
+    def _lock(self, mailbox: str) -> asyncio.Lock:
+        return self._locks.setdefault(mailbox.lower(), asyncio.Lock())
+
+    def _mark(self, graph_id: str | None) -> None:
+        if not graph_id:
+            return
+        self._done[graph_id] = None
+        self._done.move_to_end(graph_id)
+        while len(self._done) > self._remember:
+            self._done.popitem(last=False)
+
+    async def handle(self, task: CaptureTask) -> SyncReport:
+        """One change notification of the CRM mailbox."""
+        if task.change_type == "deleted":
+            return SyncReport()  # a mail deleted from the mailbox keeps its activity
+        report = SyncReport()
+        async with self._lock(task.mailbox):
+            if task.item_id in self._done:
+                return report
+            report = await self._delta(task.mailbox)
+        if task.item_id not in self._done and task.item_id not in report.failed:
+            # Not in the delta: read it by id; errors go to the queue's retry and poison handling.
+            result = await self._capture.capture_by_id(task.mailbox, task.item_id)
+            report.graph_requests += 1
+            report.captured.append(result)
+            self._mark(task.item_id)
+        return report
+
+    async def reconcile(self, mailbox: str) -> SyncReport:
+        """The timer's run: whatever arrived since the last run, notified or not."""
+        async with self._lock(mailbox):
+            return await self._delta(mailbox)
+
+    async def retry_one(self, mailbox: str, graph_id: str) -> CaptureResult:
+        """A mail a delta run could not capture, retried alone (from the queue)."""
+        result = await self._capture.capture_by_id(mailbox, graph_id)
+        self._mark(graph_id)
+        return result
+
+    async def _delta(self, mailbox: str) -> SyncReport:
+        report = SyncReport()
+        name = cursor_name(mailbox)
+        link = await self._cursors.get(name)
+        try:
+            round_ = await self._graph.message_delta(mailbox, FOLDER, link)
+        except self._resync_error:
+            log.warning("mailbox sync: delta link expired, full resync", extra={"mailbox_cursor": name})
+            await self._cursors.clear(name)
+            round_ = await self._graph.message_delta(mailbox, FOLDER, None)
+            report.resynced = True
+        report.graph_requests += round_.requests
+        for message in round_.messages:
+            try:
+                report.captured.append(await self._capture.capture(mailbox, message))
+            except Exception as exc:
+                if isinstance(exc, ExternalServiceError) and exc.retryable:
+                    raise  # the cursor stays: the whole round runs again, the ledger drops what is done
+                # Anything else is this mail's own problem: it must not stop the mail behind it.
+                log.warning(
+                    "mailbox sync: one mail failed, queued alone",
+                    extra={"graph_id": message.id, "error": type(exc).__name__},
+                )
+                if message.id:
+                    report.failed.append(message.id)
+                continue
+            self._mark(message.id)
+        await self._cursors.set(name, round_.delta_link)
+        return report

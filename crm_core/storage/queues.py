@@ -1,0 +1,81 @@
+"""Poison queues: look at what failed for good, and send it back for another try.
+
+Queue items are plain text (host.json `messageEncoding: none`), so an operator reading a poison
+queue in Storage Explorer sees the JSON task, and a replayed item is byte for byte the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from azure.core.exceptions import AzureError, ResourceExistsError
+from azure.storage.queue.aio import QueueClient
+
+from crm_core.storage.failures import FailureLog
+from crm_core.storage.tables import storage_error
+from crm_core.tasks import POISON_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonItem:
+    content: str
+    dequeue_count: int
+    reason: str | None
+
+
+def _client(connection: str, queue: str) -> QueueClient:
+    return QueueClient.from_connection_string(connection, queue)
+
+
+async def list_poison(connection: str, queue: str, failures: FailureLog, *, limit: int = 32) -> list[PoisonItem]:
+    """Up to `limit` items of `<queue>-poison`, with the last recorded reason of each (a peek)."""
+    async with _client(connection, queue + POISON_SUFFIX) as poison:
+        try:
+            await poison.create_queue()
+        except ResourceExistsError:
+            pass
+        except AzureError as exc:
+            raise storage_error(exc, "opening a poison queue") from exc
+        try:
+            peeked = await poison.peek_messages(max_messages=min(limit, 32))
+        except AzureError as exc:
+            raise storage_error(exc, "peeking a poison queue") from exc
+        out = []
+        for message in peeked:
+            failure = await failures.get(queue, str(message.content))
+            out.append(
+                PoisonItem(str(message.content), int(message.dequeue_count or 0), failure.reason if failure else None)
+            )
+        return out
+
+
+async def replay_poison(connection: str, queue: str, failures: FailureLog) -> int:
+    """Move every item of `<queue>-poison` back to `queue`; returns how many moved.
+
+    Each item is sent before it is deleted: a crash in between leaves a copy in both queues,
+    and the ledger makes the second capture a no-op.
+    """
+    moved = 0
+    async with _client(connection, queue + POISON_SUFFIX) as poison, _client(connection, queue) as target:
+        for client in (poison, target):
+            try:
+                await client.create_queue()
+            except ResourceExistsError:
+                pass
+            except AzureError as exc:
+                raise storage_error(exc, "opening a queue") from exc
+        while True:
+            try:
+                batch = [m async for m in poison.receive_messages(max_messages=32, visibility_timeout=60)]
+            except AzureError as exc:
+                raise storage_error(exc, "reading a poison queue") from exc
+            if not batch:
+                return moved
+            for message in batch:
+                try:
+                    await target.send_message(message.content)
+                    await poison.delete_message(message)
+                except AzureError as exc:
+                    raise storage_error(exc, "replaying a poison item") from exc
+                await failures.forget(queue, str(message.content))
+                moved += 1

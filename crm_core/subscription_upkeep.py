@@ -1,0 +1,178 @@
+"""Subscription upkeep: the CRM mailbox always has a live Graph subscription, and answers to
+lifecycle notifications keep it so.
+
+Graph ends a mail subscription after at most 10,080 minutes, and may remove it or miss changes at
+any time (it says so with lifecycle notifications). The timer creates a missing subscription and
+renews one past half its life; `subscriptionRemoved` recreates it; `missed` and recreation are
+followed by a reconciliation, so that mail that arrived meanwhile is still captured.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from crm_core.errors import ServiceRejected
+from crm_core.storage.subscriptions import SubscriptionRecord
+from crm_core.tasks import LifecycleTask
+
+log = logging.getLogger("crm_core.subscriptions")
+
+MAIL_FOLDER = "inbox"
+
+
+class SubscriptionInfoLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def expiration_date_time(self) -> datetime: ...
+
+
+class SubscriptionApi(Protocol):
+    """Graph's subscription operations."""
+
+    async def create_subscription(
+        self,
+        *,
+        resource: str,
+        notification_url: str,
+        lifecycle_notification_url: str | None,
+        client_state: str,
+        expiration: datetime,
+        change_type: str = ...,
+    ) -> SubscriptionInfoLike: ...
+    async def renew_subscription(self, subscription_id: str, expiration: datetime) -> SubscriptionInfoLike: ...
+    async def reauthorize_subscription(self, subscription_id: str) -> None: ...
+    async def delete_subscription(self, subscription_id: str) -> bool: ...
+
+
+class SubscriptionRecords(Protocol):
+    async def save(self, record: SubscriptionRecord) -> None: ...
+    async def get(self, subscription_id: str) -> SubscriptionRecord | None: ...
+    async def all(self) -> list[SubscriptionRecord]: ...
+    async def delete(self, subscription_id: str) -> None: ...
+
+
+@dataclass
+class UpkeepReport:
+    created: list[str] = field(default_factory=list)
+    renewed: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def mail_resource(mailbox: str) -> str:
+    """The subscription resource of the CRM mailbox's inbox (where CC and BCC copies land)."""
+    return f"users/{mailbox}/mailFolders('{MAIL_FOLDER}')/messages"
+
+
+class SubscriptionUpkeep:
+    """Keeps the CRM mailbox's subscription alive; `reconcile` runs after gaps."""
+
+    def __init__(
+        self,
+        graph: SubscriptionApi,
+        records: SubscriptionRecords,
+        *,
+        mailbox: str,
+        notification_url: str,
+        lifecycle_url: str,
+        lifetime: timedelta,
+        reconcile: Callable[[], Awaitable[object]],
+    ) -> None:
+        self._graph = graph
+        self._records = records
+        self._mailbox = mailbox
+        self._notification_url = notification_url
+        self._lifecycle_url = lifecycle_url
+        self._lifetime = lifetime
+        self._reconcile = reconcile
+
+    async def run(self, now: datetime | None = None) -> UpkeepReport:
+        """Create the mail subscription if it is missing; renew those past half their life."""
+        now = now or datetime.now(UTC)
+        report = UpkeepReport()
+        records = await self._records.all()
+        mail = [r for r in records if r.kind == "mail" and r.resource == mail_resource(self._mailbox)]
+        for record in records:
+            if record.expires_at <= now:
+                # Expired: Graph has forgotten it; keep no secret for it.
+                await self._records.delete(record.id)
+                report.dropped.append(record.id)
+                mail = [r for r in mail if r.id != record.id]
+            elif record.expires_at - now < self._lifetime / 2:
+                if await self._renew(record, now):
+                    report.renewed.append(record.id)
+                else:
+                    report.dropped.append(record.id)
+                    mail = [r for r in mail if r.id != record.id]
+        if not mail:
+            created = await self._create(now)
+            report.created.append(created.id)
+            if report.dropped:
+                await self._reconcile()  # mail may have arrived while no subscription was live
+        return report
+
+    async def handle(self, task: LifecycleTask) -> None:
+        """Answer one lifecycle notification."""
+        record = await self._records.get(task.subscription_id)
+        if record is None:
+            log.warning("lifecycle: unknown subscription", extra={"subscription_id": task.subscription_id})
+            return
+        if task.event == "reauthorizationRequired":
+            try:
+                await self._graph.reauthorize_subscription(record.id)
+            except ServiceRejected:
+                # Reauthorizing failed for good (removed meanwhile): replace the subscription.
+                await self._replace(record)
+                await self._reconcile()
+                return
+            await self._renew(record, datetime.now(UTC))
+        elif task.event == "subscriptionRemoved":
+            await self._replace(record)
+            await self._reconcile()
+        else:  # missed
+            await self._reconcile()
+        log.info("lifecycle: handled", extra={"subscription_id": record.id, "event": task.event})
+
+    async def _renew(self, record: SubscriptionRecord, now: datetime) -> bool:
+        try:
+            renewed = await self._graph.renew_subscription(record.id, now + self._lifetime)
+        except ServiceRejected:
+            log.warning("subscriptions: renewal refused, dropping", extra={"subscription_id": record.id})
+            await self._records.delete(record.id)
+            return False
+        await self._records.save(replace(record, expires_at=renewed.expiration_date_time))
+        return True
+
+    async def _replace(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        await self._graph.delete_subscription(record.id)
+        await self._records.delete(record.id)
+        return await self._create(datetime.now(UTC))
+
+    async def _create(self, now: datetime) -> SubscriptionRecord:
+        client_state = secrets.token_urlsafe(32)
+        resource = mail_resource(self._mailbox)
+        created = await self._graph.create_subscription(
+            resource=resource,
+            notification_url=self._notification_url,
+            lifecycle_notification_url=self._lifecycle_url,
+            client_state=client_state,
+            expiration=now + self._lifetime,
+            change_type="created",
+        )
+        record = SubscriptionRecord(
+            id=created.id,
+            resource=resource,
+            kind="mail",
+            mailbox=self._mailbox,
+            client_state=client_state,
+            expires_at=created.expiration_date_time,
+            created_at=now,
+        )
+        await self._records.save(record)
+        log.info("subscriptions: created", extra={"subscription_id": record.id})
+        return record

@@ -1,0 +1,1 @@
+"""Tests of the NET Genium adapter and its emulator."""
