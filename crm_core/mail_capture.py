@@ -194,7 +194,12 @@ class MailCapture:
         await self._finish(claim.entry, message, decision, activity_id)
         log.info(
             "capture: written",
-            extra={"message_id": key, "outcome": "written", "activity_id": activity_id, "direction": decision.direction},
+            extra={
+                "message_id": key,
+                "outcome": "written",
+                "activity_id": activity_id,
+                "direction": decision.direction,
+            },
         )
         return CaptureResult(key, Outcome.WRITTEN, activity_id, decision)
 

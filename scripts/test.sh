@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and test, from nothing: creates .venv at the repository root when it is missing,
-# installs the project into it (so that .venv/bin/crmservice exists), then runs ruff, mypy and
-# the whole test suite. Any failure, and pytest collecting no test, fails the run.
+# installs the project into it (so that .venv/bin/crmservice exists) and Azurite from npm, then
+# runs ruff, mypy and the whole test suite. Any failure, and pytest collecting no test, fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,11 @@ fi
   || { echo "scripts/test.sh: .venv must be Python 3.11" >&2; exit 1; }
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+# Azurite (the storage emulator the tests start), pinned in package-lock.json.
+if ! cmp -s package-lock.json node_modules/.installed-package-lock.json 2>/dev/null; then
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.installed-package-lock.json
+fi
 
 echo "== ruff"
 .venv/bin/ruff check .

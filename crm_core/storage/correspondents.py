@@ -6,6 +6,8 @@ for an operator deciding whom to add as a contact, and it must not become a copy
 
 from __future__ import annotations
 
+import asyncio
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,7 @@ from azure.data.tables import UpdateMode
 
 from crm_core.storage.tables import CORRESPONDENTS_TABLE, TableStorage, partition_of, row_key, storage_error
 
-_MAX_CONFLICTS = 8
+_MAX_CONFLICTS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,10 @@ class UnmatchedCorrespondents:
         seen = seen or datetime.now(UTC)
         key = row_key(address)
         table = await self._storage.table(CORRESPONDENTS_TABLE)
-        for _ in range(_MAX_CONFLICTS):
+        for attempt in range(_MAX_CONFLICTS):
+            if attempt:
+                # Spread the racing workers out a little, so that each round lets one through.
+                await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter, not crypto
             try:
                 entity = await table.get_entity(partition_of(key), key)
             except ResourceNotFoundError:

@@ -57,8 +57,12 @@ def partition_of(key: str) -> str:
 class TableStorage:
     """Clients for the service's tables, created lazily and closed together."""
 
-    def __init__(self, service: TableServiceClient) -> None:
+    def __init__(self, service: TableServiceClient, *, prefix: str = "") -> None:
+        # A prefix lets several installations (or test runs) share one storage account.
+        if prefix and not (prefix.isascii() and prefix.isalnum() and prefix[0].isalpha()):
+            raise ValueError("a table prefix is letters and digits, starting with a letter")
         self._service = service
+        self._prefix = prefix
         self._tables: dict[str, TableClient] = {}
 
     @classmethod
@@ -72,11 +76,12 @@ class TableStorage:
         return cls(TableServiceClient(f"https://{account}.table.core.windows.net", credential=DefaultAzureCredential()))
 
     @classmethod
-    def from_connection_string(cls, connection: str) -> TableStorage:
-        return cls(TableServiceClient.from_connection_string(connection))
+    def from_connection_string(cls, connection: str, *, prefix: str = "") -> TableStorage:
+        return cls(TableServiceClient.from_connection_string(connection), prefix=prefix)
 
     async def table(self, name: str) -> TableClient:
         """The client of one table, which exists once this returns."""
+        name = self._prefix + name
         client = self._tables.get(name)
         if client is None:
             try:

@@ -1,0 +1,223 @@
+"""The composition root: one set of adapters per process, and the entry points the triggers call.
+
+Adapters are built on first use, not at import, so the webhook never pays for msgraph-sdk, and a
+process that only answers notifications never opens a NET Genium connection. Every entry point
+here is a whole use case run: parse the trigger's input, call the use case, record why it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from crm_core.settings import Settings
+from crm_core.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE, CaptureTask, LifecycleTask
+
+# Only types at import time: each adapter is imported when it is first built, so that importing
+# function_app stays cheap (cold start) and the webhook never loads the NET Genium or Graph SDKs.
+if TYPE_CHECKING:
+    from crm_core.graph.client import GraphAdapter
+    from crm_core.mail_capture import MailCapture
+    from crm_core.mailbox_sync import MailboxSync, SyncReport
+    from crm_core.netgenium.client import NetGeniumClient
+    from crm_core.notification_intake import Intake
+    from crm_core.storage.failures import FailureLog
+    from crm_core.storage.ledger import CaptureLedger
+    from crm_core.storage.subscriptions import SubscriptionStore
+    from crm_core.storage.tables import TableStorage
+    from crm_core.subscription_upkeep import SubscriptionUpkeep, UpkeepReport
+
+log = logging.getLogger("crm_core.runtime")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A reason fit for a log and the failure table: the error, never the input it choked on."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"invalid data at {where or 'top level'}: {first['msg']}"
+    return f"{type(exc).__name__}: {str(exc)[:500]}"
+
+
+class Runtime:
+    """Everything one Functions worker process needs, built lazily from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    @cached_property
+    def storage(self) -> TableStorage:
+        from crm_core.storage.tables import TableStorage
+
+        return TableStorage.from_settings(self.settings)
+
+    @cached_property
+    def subscriptions(self) -> SubscriptionStore:
+        from crm_core.storage.subscriptions import SubscriptionStore
+
+        return SubscriptionStore(self.storage)
+
+    @cached_property
+    def failures(self) -> FailureLog:
+        from crm_core.storage.failures import FailureLog
+
+        return FailureLog(self.storage)
+
+    @cached_property
+    def ledger(self) -> CaptureLedger:
+        from crm_core.storage.ledger import CaptureLedger
+
+        return CaptureLedger(self.storage)
+
+    @cached_property
+    def graph(self) -> GraphAdapter:
+        from crm_core.graph.client import create_graph_adapter
+
+        return create_graph_adapter(self.settings)
+
+    @cached_property
+    def netgenium(self) -> NetGeniumClient:
+        from crm_core.netgenium.client import NetGeniumClient
+
+        return NetGeniumClient.from_settings(self.settings)
+
+    @cached_property
+    def capture(self) -> MailCapture:
+        from crm_core.capture_decision import CaptureRules
+        from crm_core.mail_capture import CaptureOptions, MailCapture
+        from crm_core.storage.correspondents import UnmatchedCorrespondents
+
+        settings = self.settings
+        return MailCapture(
+            self.graph,
+            self.netgenium,
+            self.ledger,
+            UnmatchedCorrespondents(self.storage),
+            CaptureRules.build(settings.crm_mailbox, settings.crm_excluded_addresses, settings.crm_order_keywords),
+            worker=self.worker,
+            options=CaptureOptions(
+                max_attachment_bytes=settings.crm_attachment_max_bytes,
+                include_inline_attachments=settings.crm_include_inline_attachments,
+                max_body_chars=settings.crm_max_body_chars,
+            ),
+        )
+
+    @cached_property
+    def mailbox_sync(self) -> MailboxSync:
+        from crm_core.graph.errors import FullResyncNeeded
+        from crm_core.mailbox_sync import MailboxSync
+        from crm_core.storage.cursors import SyncCursors
+
+        return MailboxSync(self.graph, SyncCursors(self.storage), self.capture, resync_error=FullResyncNeeded)
+
+    @cached_property
+    def upkeep(self) -> SubscriptionUpkeep:
+        from crm_core.subscription_upkeep import SubscriptionUpkeep
+
+        settings = self.settings
+        return SubscriptionUpkeep(
+            self.graph,
+            self.subscriptions,
+            mailbox=settings.crm_mailbox,
+            notification_url=settings.crm_notification_url,
+            lifecycle_url=settings.crm_lifecycle_url,
+            lifetime=timedelta(minutes=settings.crm_subscription_minutes),
+            reconcile=self.reconcile,
+        )
+
+    # ---- entry points --------------------------------------------------------------------------
+
+    async def accept_notifications(self, body: bytes) -> Intake:
+        from crm_core.notification_intake import accept_changes
+
+        return await accept_changes(body, self.subscriptions)
+
+    async def accept_lifecycle(self, body: bytes) -> Intake:
+        from crm_core.notification_intake import accept_lifecycle
+
+        return await accept_lifecycle(body, self.subscriptions)
+
+    async def run_capture_task(self, body: str, attempt: int) -> list[str]:
+        """One capture task; returns tasks to queue for mails a delta run could not capture."""
+        try:
+            task = CaptureTask.model_validate_json(body)
+            if task.kind != "mail":
+                log.info(
+                    "capture: calendar notifications are not synced yet",
+                    extra={"subscription_id": task.subscription_id},
+                )
+                return []
+            if task.single:
+                await self.mailbox_sync.retry_one(task.mailbox, task.item_id)
+                return []
+            report = await self.mailbox_sync.handle(task)
+        except Exception as exc:
+            await self._record_failure(CAPTURE_QUEUE, body, exc, attempt)
+            raise
+        return _retry_tasks(task.mailbox, task.subscription_id, report)
+
+    async def run_lifecycle_task(self, body: str, attempt: int) -> None:
+        try:
+            await self.upkeep.handle(LifecycleTask.model_validate_json(body))
+        except Exception as exc:
+            await self._record_failure(LIFECYCLE_QUEUE, body, exc, attempt)
+            raise
+
+    async def run_upkeep(self) -> UpkeepReport:
+        return await self.upkeep.run()
+
+    async def reconcile(self) -> SyncReport:
+        return await self.mailbox_sync.reconcile(self.settings.crm_mailbox)
+
+    async def run_reconcile(self) -> list[str]:
+        """The reconciliation timer; returns tasks to queue for mails it could not capture."""
+        report = await self.reconcile()
+        log.info(
+            "reconcile: done",
+            extra={
+                "captured": len(report.captured),
+                "failed": len(report.failed),
+                "graph_requests": report.graph_requests,
+            },
+        )
+        return _retry_tasks(self.settings.crm_mailbox, "", report)
+
+    async def _record_failure(self, queue: str, body: str, exc: BaseException, attempt: int) -> None:
+        reason = describe_error(exc)
+        log.warning("queue item failed", extra={"queue": queue, "attempt": attempt, "reason": reason})
+        try:
+            await self.failures.record(queue, body, reason, attempt)
+        except Exception:  # the original error matters more than a lost note about it
+            log.exception("could not record a queue failure", extra={"queue": queue})
+
+
+def _retry_tasks(mailbox: str, subscription_id: str, report: SyncReport) -> list[str]:
+    return [
+        CaptureTask(
+            subscription_id=subscription_id,
+            kind="mail",
+            mailbox=mailbox,
+            item_id=graph_id,
+            change_type="created",
+            single=True,
+        ).model_dump_json()
+        for graph_id in report.failed
+    ]
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime(settings: Settings) -> Runtime:
+    """The process's runtime (the Functions worker runs every invocation in one process)."""
+    global _runtime
+    if _runtime is None or _runtime.settings is not settings:
+        _runtime = Runtime(settings)
+    return _runtime
