@@ -51,6 +51,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        # httpx logs every request URL at INFO; NET Genium filters carry customers' addresses.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @cached_property
     def storage(self) -> TableStorage:

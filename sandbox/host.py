@@ -629,7 +629,7 @@ class FunctionsHost:
 
     async def _start(self) -> None:
         self.state = "Initialized"
-        self.config = load_host_config(self.app_dir)
+        self.config = load_host_config(self.app_dir, self.environ)
         app = load_function_app(self.app_dir)
         self.functions = describe_functions(app, self.environ, self.disabled)
         if self.only is not None:

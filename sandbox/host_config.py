@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -113,8 +115,41 @@ def parse_host_config(document: dict[str, Any]) -> HostConfig:
     return HostConfig(queues=queues, route_prefix=route_prefix, function_timeout=function_timeout, log_level=log_level)
 
 
-def load_host_config(app_dir: Path) -> HostConfig:
-    """host.json from the app directory; the host refuses to start without it, and so do we."""
+OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def apply_host_overrides(document: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """host.json values overridden by app settings, as the Functions host allows:
+    `AzureFunctionsJobHost__extensions__queues__visibilityTimeout=00:00:02` sets that value.
+
+    Keys match case-insensitively; whole numbers and true/false become JSON numbers and booleans.
+    """
+    merged: dict[str, Any] = json.loads(json.dumps(document))
+    for name, raw in environ.items():
+        if not name.lower().startswith(OVERRIDE_PREFIX.lower()):
+            continue
+        path = [part for part in name[len(OVERRIDE_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        value: Any = raw
+        if raw.strip().lstrip("-").isdigit():
+            value = int(raw)
+        elif raw.strip().lower() in ("true", "false"):
+            value = raw.strip().lower() == "true"
+        node = merged
+        for part in path[:-1]:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        leaf = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        node[leaf] = value
+    return merged
+
+
+def load_host_config(app_dir: Path, environ: Mapping[str, str] | None = None) -> HostConfig:
+    """host.json from the app directory, with app-setting overrides; the host refuses to start
+    without it, and so do we."""
     path = app_dir / "host.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -124,4 +159,4 @@ def load_host_config(app_dir: Path) -> HostConfig:
         raise HostConfigError(f"{path} is not valid JSON: {error}") from error
     if not isinstance(document, dict):
         raise HostConfigError(f"{path} must hold a JSON object")
-    return parse_host_config(document)
+    return parse_host_config(apply_host_overrides(document, os.environ if environ is None else environ))

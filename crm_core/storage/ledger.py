@@ -62,6 +62,8 @@ class LedgerEntry:
     reasons: tuple[str, ...] = ()
     conversation_id: str | None = None
     order_id: int | None = None
+    contact_ids: tuple[int, ...] = ()
+    user_ids: tuple[int, ...] = ()
     etag: str | None = None
 
 
@@ -84,6 +86,8 @@ def _entry(entity: Any) -> LedgerEntry:
         reasons=tuple(json.loads(entity.get("Reasons") or "[]")),
         conversation_id=entity.get("ConversationId"),
         order_id=entity.get("OrderId"),
+        contact_ids=tuple(json.loads(entity.get("ContactIds") or "[]")),
+        user_ids=tuple(json.loads(entity.get("UserIds") or "[]")),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 
@@ -166,6 +170,8 @@ class CaptureLedger:
             "CompletedAt": datetime.now(UTC),
             "Direction": decision.direction,
             "Reasons": json.dumps(decision.reasons, ensure_ascii=False),
+            "ContactIds": json.dumps(decision.contact_ids),
+            "UserIds": json.dumps(decision.user_ids),
         }
         if activity_id is not None:
             entity["ActivityId"] = activity_id

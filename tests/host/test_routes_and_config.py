@@ -225,3 +225,20 @@ def test_missing_setting_unsupported_binding_and_unbound_parameter_are_refused()
 
     with pytest.raises(FunctionLoadError, match="six"):
         describe_functions(timers, {})
+
+
+def test_app_settings_override_host_json_as_the_host_does() -> None:
+    from sandbox.host_config import apply_host_overrides, parse_host_config
+
+    document = {"version": "2.0", "extensions": {"queues": {"maxDequeueCount": 5, "visibilityTimeout": "00:00:30"}}}
+    environ = {
+        "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "2",
+        "azurefunctionsjobhost__Extensions__Queues__VisibilityTimeout": "00:00:01",
+        "AzureFunctionsJobHost__functionTimeout": "00:00:10",
+        "UNRELATED": "x",
+    }
+    config = parse_host_config(apply_host_overrides(document, environ))
+    assert config.queues.max_dequeue_count == 2
+    assert config.queues.visibility_timeout == 1.0
+    assert config.function_timeout == 10.0
+    assert document["extensions"]["queues"]["maxDequeueCount"] == 5  # the file's content is not changed

@@ -1,0 +1,324 @@
+"""The whole service on one machine: Azurite, both emulators, and the local runner with the real
+function_app.py, wired together over loopback HTTP exactly as Azure wires the deployed app.
+
+    with SandboxStack(directory) as stack:
+        stack.deliver([...])
+        stack.settle()
+        print(stack.report())
+
+The runner gets the app settings a deployment would give it, pointed at the emulators; the app
+subscribes to the CRM mailbox by itself (its upkeep timer runs on start), and every delivered mail
+travels Graph emulator → webhook → queue → capture worker → NET Genium emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from crm_core.directory import DirectoryFile
+from crm_core.netgenium.schema_map import load_schema_map
+from crm_core.storage.ledger import CaptureLedger, LedgerEntry, LedgerState
+from crm_core.storage.tables import TableStorage
+from sandbox.azurite import Azurite
+from sandbox.launch import REPO_ROOT, ServerProcess, free_port
+
+GRAPH_TOKEN = "sandbox-graph-token"  # noqa: S105 - the emulator's fixed bearer token, loopback only
+NETGENIUM_KEY = "sandbox-netgenium-key"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not start or settle; the message says which part and why."""
+
+
+def _records(entity: str, items: Iterable[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Directory records as rows of the schema map's tables, ids kept."""
+    mapping = load_schema_map(None).entities()[entity]
+    rows = []
+    for item in items:
+        row: dict[str, Any] = {"id": item["id"]}
+        for logical, value in item.items():
+            if logical == "id" or value is None:
+                continue
+            logical_name = "company" if logical == "company_id" else logical
+            row[mapping.column(logical_name).name] = value
+        rows.append(row)
+    return mapping.table, rows
+
+
+class SandboxStack:
+    """Starts and stops every process of the local service; talks to each over HTTP."""
+
+    def __init__(
+        self,
+        directory: DirectoryFile,
+        *,
+        graph_latency_ms: int = 0,
+        netgenium_latency_ms: int = 0,
+        app_settings: Mapping[str, str] | None = None,
+        runners: int = 1,
+    ) -> None:
+        self.directory = directory
+        self.mailbox = directory.crm_address.strip().lower()
+        self.graph_latency_ms = graph_latency_ms
+        self.netgenium_latency_ms = netgenium_latency_ms
+        self.extra_settings = dict(app_settings or {})
+        self.runner_count = runners
+        self.azurite: Azurite | None = None
+        self.netgenium: ServerProcess | None = None
+        self.graph: ServerProcess | None = None
+        self.runners: list[ServerProcess] = []
+        self.delivered: list[str] = []
+        self._http = httpx.Client(timeout=30)
+
+    # ---- start and stop ------------------------------------------------------------------------
+
+    def start(self) -> SandboxStack:
+        try:
+            self.azurite = Azurite().start()
+            self.netgenium = ServerProcess(
+                "sandbox.netgenium", ["--db", ":memory:", "--api-key", NETGENIUM_KEY], health_path="/api/v1/health"
+            ).start()
+            self.graph = ServerProcess("sandbox.graph", ["--token", GRAPH_TOKEN], health_path="/_admin/health").start()
+            self._seed()
+            for index in range(self.runner_count):
+                self.runners.append(self._start_runner(primary=index == 0))
+            self._wait_for_subscription()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def app_settings(self, port: int) -> dict[str, str]:
+        """The app settings a deployment would set, pointed at the local emulators."""
+        assert self.azurite and self.netgenium and self.graph
+        base = f"http://127.0.0.1:{port}/api"
+        return {
+            "CRM_MAILBOX": self.mailbox,
+            "CRM_NOTIFICATION_URL": f"{base}/notifications",
+            "CRM_LIFECYCLE_URL": f"{base}/lifecycle",
+            "CRM_ORDER_KEYWORDS": ",".join(self.directory.order_keywords),
+            "CRM_EXCLUDED_ADDRESSES": ",".join(self.directory.excluded),
+            "GRAPH_AUTH": "static_token",
+            "GRAPH_STATIC_TOKEN": GRAPH_TOKEN,
+            "GRAPH_BASE_URL": f"{self.graph.base_url}/v1.0",
+            "NETGENIUM_BASE_URL": self.netgenium.base_url,
+            "NETGENIUM_API_KEY": NETGENIUM_KEY,
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            **self.extra_settings,
+        }
+
+    def _start_runner(self, *, primary: bool) -> ServerProcess:
+        port = free_port()
+        # Timers are not singletons in the runner: only the first runner fires them.
+        args = ["--app-dir", str(REPO_ROOT), "--shutdown-grace", "5"]
+        if not primary:
+            args += ["--disable", "subscription_upkeep", "--disable", "reconcile"]
+        runner = ServerProcess(
+            "sandbox.host", args, port=port, health_path="/admin/host/status", env=self.app_settings(port)
+        )
+        return runner.start()
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        self.runners.clear()
+        for server in (self.graph, self.netgenium):
+            if server is not None:
+                server.stop()
+        if self.azurite is not None:
+            self.azurite.stop()
+        self.graph = self.netgenium = None
+        self.azurite = None
+        self._http.close()
+
+    def __enter__(self) -> SandboxStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---- set-up --------------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        assert self.netgenium and self.graph
+        for entity, items in (
+            ("users", [u.model_dump() for u in self.directory.users]),
+            ("contacts", [c.model_dump() for c in self.directory.contacts]),
+            ("orders", [o.model_dump() for o in self.directory.orders]),
+        ):
+            if not items:
+                continue
+            table, rows = _records(entity, items)
+            answer = self._http.post(f"{self.netgenium.base_url}/_admin/seed", json={"table": table, "records": rows})
+            if answer.status_code != 200:
+                raise SandboxError(f"seeding NET Genium {table} failed: {answer.status_code} {answer.text[:300]}")
+        people = [(self.mailbox, "CRM mailbox")]
+        people += [(u.email.strip().lower(), u.name or u.email) for u in self.directory.users]
+        for address, name in dict(people).items():
+            answer = self._http.post(
+                f"{self.graph.base_url}/_admin/users",
+                json={"userPrincipalName": address, "mail": address, "displayName": name},
+            )
+            if answer.status_code not in (200, 201, 409):
+                raise SandboxError(f"creating Graph user {address} failed: {answer.status_code} {answer.text[:300]}")
+        if self.graph_latency_ms:
+            self.graph_faults(latencyMs=self.graph_latency_ms)
+        if self.netgenium_latency_ms:
+            self.netgenium_faults(latency_ms=self.netgenium_latency_ms)
+
+    def _wait_for_subscription(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(s.get("active") for s in self.graph_subscriptions()):
+                return
+            time.sleep(0.1)
+        tail = self.runners[0].log_tail() if self.runners else ""
+        raise SandboxError(f"the app did not subscribe to the CRM mailbox within {timeout}s: {tail[-1500:]}")
+
+    # ---- the emulators' admin APIs -------------------------------------------------------------
+
+    def graph_subscriptions(self) -> list[dict[str, Any]]:
+        assert self.graph
+        value: list[dict[str, Any]] = self._http.get(f"{self.graph.base_url}/_admin/subscriptions").json()["value"]
+        return value
+
+    def graph_admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        assert self.graph
+        return self._http.request(method, f"{self.graph.base_url}/_admin/{path.lstrip('/')}", **kwargs)
+
+    def netgenium_admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        assert self.netgenium
+        return self._http.request(method, f"{self.netgenium.base_url}/_admin/{path.lstrip('/')}", **kwargs)
+
+    def graph_faults(self, **faults: Any) -> None:
+        self.graph_admin("POST", "faults", json=faults).raise_for_status()
+
+    def netgenium_faults(self, **faults: Any) -> None:
+        self.netgenium_admin("POST", "faults", json=faults).raise_for_status()
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests each emulator served, all operations together (admin calls not counted)."""
+        graph = self.graph_admin("GET", "stats").json()["requests"]
+        netgenium = self.netgenium_admin("GET", "counts").json()["counts"]
+        return {"graph": sum(graph.values()), "netgenium": sum(netgenium.values())}
+
+    def reset_counts(self) -> None:
+        self.graph_admin("DELETE", "stats").raise_for_status()
+        self.netgenium_admin("POST", "reset", json={"data": False}).raise_for_status()
+        if self.netgenium_latency_ms:
+            self.netgenium_faults(latency_ms=self.netgenium_latency_ms)
+
+    def netgenium_records(self, table: str = "ng_activities") -> list[dict[str, Any]]:
+        """Every record of a table, through the record API itself."""
+        assert self.netgenium
+        records: list[dict[str, Any]] = []
+        params: dict[str, str] = {"top": "1000"}
+        while True:
+            answer = self._http.get(
+                f"{self.netgenium.base_url}/api/v1/tables/{table}/records",
+                params=params,
+                headers={"X-Api-Key": NETGENIUM_KEY},
+            )
+            answer.raise_for_status()
+            page = answer.json()
+            records.extend(page["records"])
+            if not page.get("continuation"):
+                return records
+            params = {"top": "1000", "continuation": page["continuation"]}
+
+    # ---- mail ----------------------------------------------------------------------------------
+
+    def deliver(self, message: Mapping[str, Any] | bytes) -> dict[str, Any]:
+        """Put one mail into the CRM mailbox (Graph JSON, or RFC 822 bytes), as Exchange would."""
+        assert self.graph
+        url = f"{self.graph.base_url}/_admin/users/{self.mailbox}/messages"
+        if isinstance(message, bytes):
+            answer = self._http.post(url, content=message, headers={"Content-Type": "message/rfc822"})
+        else:
+            answer = self._http.post(url, json=dict(message))
+        if answer.status_code != 201:
+            raise SandboxError(f"delivering a mail failed: {answer.status_code} {answer.text[:300]}")
+        created: dict[str, Any] = answer.json()
+        self.delivered.append(str(created.get("internetMessageId") or f"graph-id:{created['id']}").strip())
+        return created
+
+    def runner_status(self, runner: int = 0) -> dict[str, Any]:
+        status: dict[str, Any] = self._http.get(f"{self.runners[runner].base_url}/admin/sandbox/status").json()
+        return status
+
+    def run_function(self, name: str, runner: int = 0) -> None:
+        """Run a timer or queue function now, as the host's admin API does."""
+        answer = self._http.post(f"{self.runners[runner].base_url}/admin/functions/{name}", json={"input": ""})
+        if answer.status_code != 202:
+            raise SandboxError(f"running {name} failed: {answer.status_code} {answer.text[:300]}")
+
+    def ledger_entries(self) -> list[LedgerEntry]:
+        assert self.azurite
+
+        async def read() -> list[LedgerEntry]:
+            async with TableStorage.from_connection_string(self.azurite.connection_string) as storage:  # type: ignore[union-attr]
+                return await CaptureLedger(storage).entries()
+
+        return asyncio.run(read())
+
+    def settle(self, timeout: float = 120.0, quiet: float = 1.5) -> None:
+        """Wait until every delivered mail has its ledger outcome, or the system is quiet for `quiet`
+        seconds (nothing queued, nothing running, no notification pending): a mail that failed for
+        good is in a poison queue by then."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            busy = any(not self.runner_status(i).get("idle", False) for i in range(len(self.runners)))
+            pending = self.graph_admin("GET", "stats").json().get("pendingNotifications", 0)
+            if not busy and not pending:
+                done = {e.message_id for e in self.ledger_entries() if e.state is not LedgerState.CLAIMED}
+                if set(self.delivered) <= done:
+                    return
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= quiet:
+                    return
+            else:
+                quiet_since = None
+            time.sleep(0.1)
+        raise SandboxError(f"the sandbox did not settle within {timeout}s")
+
+    def report(self) -> dict[str, Any]:
+        """The replay document: activities, skipped mails, and requests served."""
+        activities, skipped = [], []
+        for entry in sorted(self.ledger_entries(), key=lambda e: e.message_id):
+            if entry.state is LedgerState.WRITTEN:
+                activities.append(
+                    {
+                        "message_id": entry.message_id,
+                        "direction": entry.direction,
+                        "contacts": list(entry.contact_ids),
+                        "users": list(entry.user_ids),
+                        "order_id": entry.order_id,
+                        "activity_id": entry.activity_id,
+                    }
+                )
+            elif entry.state is LedgerState.SKIPPED:
+                skipped.append({"message_id": entry.message_id, "reasons": list(entry.reasons)})
+        return {"activities": activities, "skipped": skipped, "requests": self.request_counts()}
+
+
+def load_mail_file(path: Path) -> list[Mapping[str, Any] | bytes]:
+    """Mails in one file: `.eml` (RFC 822), or Graph JSON (one message, a list, or a `value` page)."""
+    if path.suffix.lower() == ".eml":
+        return [path.read_bytes()]
+    data = json.loads(path.read_bytes())
+    items = data["value"] if isinstance(data, dict) and isinstance(data.get("value"), list) else data
+    items = items if isinstance(items, list) else [items]
+    if not all(isinstance(item, dict) for item in items):
+        raise ValueError("not a Graph message (expected a JSON object)")
+    return list(items)
