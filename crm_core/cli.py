@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from crm_core.capture_decision import CaptureRules, Decision, decide
 from crm_core.directory import Directory, DirectoryFile
 from crm_core.mail import GraphMessage
+from crm_core.tasks import CAPTURE_QUEUE
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -210,6 +211,33 @@ def _sandbox_replay(args: argparse.Namespace) -> int:
     return status
 
 
+def _poison(args: argparse.Namespace) -> int:
+    """List or replay a poison queue; the storage connection comes from AzureWebJobsStorage."""
+    import asyncio
+
+    from crm_core.storage.failures import FailureLog
+    from crm_core.storage.queues import list_poison, replay_poison
+    from crm_core.storage.tables import TableStorage
+
+    connection = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 - the Functions setting's own name
+    if not connection:
+        print("crmservice poison: AzureWebJobsStorage must be set (a storage connection string)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    async def run() -> int:
+        async with TableStorage.from_connection_string(connection) as storage:
+            failures = FailureLog(storage)
+            if args.poison_command == "replay":
+                moved = await replay_poison(connection, args.queue, failures)
+                print(json.dumps({"queue": args.queue, "replayed": moved}))
+                return EXIT_OK
+            for item in await list_poison(connection, args.queue, failures, limit=args.limit):
+                print(json.dumps({"item": item.content, "attempts": item.dequeue_count, "reason": item.reason}))
+            return EXIT_OK
+
+    return asyncio.run(run())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crmservice", description="CRMService for Azure")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -251,6 +279,18 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print one JSON document")
     replay.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the mails to settle")
     replay.set_defaults(run=_sandbox_replay)
+
+    poison = commands.add_parser("poison", help="queue items that failed for good: why, and another try")
+    poison_commands = poison.add_subparsers(dest="poison_command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("list", "print each poison item with its attempts and the reason of its last failure (JSON lines)"),
+        ("replay", "move every poison item back to its queue for another try"),
+    ):
+        command = poison_commands.add_parser(name, help=text, description=text)
+        command.add_argument("--queue", default=CAPTURE_QUEUE, help=f"the queue (default {CAPTURE_QUEUE})")
+        if name == "list":
+            command.add_argument("--limit", type=int, default=32, help="at most this many items (1..32)")
+        command.set_defaults(run=_poison)
     return parser
 
 

@@ -45,7 +45,10 @@ MAX_BATCH = 20
 MESSAGE_DELTA_DEFAULT_PAGE = 10
 EVENT_DELTA_DEFAULT_PAGE = 10
 OUTLOOK_MAX_PAGE = 1000
-MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Graph's limit on a request body
+# Mail delivered through the admin API stands for SMTP delivery, whose limit (Exchange Online's
+# largest message) is far higher than Graph's request limit.
+MAX_DELIVERY_BYTES = 150 * 1024 * 1024
 
 
 @dataclass
@@ -734,12 +737,16 @@ async def _read_json(request: web.Request) -> Any:
 
 def make_app(emulator: GraphEmulator) -> web.Application:
     """The aiohttp application; `__main__` binds it to 127.0.0.1 only."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_DELIVERY_BYTES)
     app["emulator"] = emulator
 
     async def graph(request: web.Request) -> web.StreamResponse:
         path, query = _split_raw(request.raw_path, "/v1.0")
         base = f"{request.scheme}://{request.host}/v1.0"
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return web.json_response(
+                {"error": {"code": "RequestEntityTooLarge", "message": "The request body exceeds 4 MB."}}, status=413
+            )
         try:
             body = await _read_json(request)
         except GraphError as error:

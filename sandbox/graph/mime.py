@@ -36,13 +36,24 @@ def _conversation_id(message: EmailMessage) -> str:
     return "AAQkA" + base64.urlsafe_b64encode(digest).decode()
 
 
+def _text_of(part: EmailMessage) -> str:
+    """A text part's content; Exchange shows a part in an unknown or wrong charset rather than
+    refusing the mail, so undecodable bytes become U+FFFD instead of an error."""
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeDecodeError):
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        return data.decode("utf-8", errors="replace")
+
+
 def rfc822_to_graph(raw: bytes) -> dict[str, Any]:
     """The message as Graph shows it: addresses, subject, body (HTML preferred), headers, files."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     body_part = message.get_body(preferencelist=("html", "plain"))
     if body_part is not None:
-        content = body_part.get_content()
+        content = _text_of(body_part)
         content_type = "html" if body_part.get_content_subtype() == "html" else "text"
     else:
         content, content_type = "", "text"
