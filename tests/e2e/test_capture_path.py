@@ -236,7 +236,7 @@ def test_eml_with_attachment_and_unknown_charset(stack: SandboxStack) -> None:
     odd["To"] = USERS[0].email
     odd["Subject"] = "Strange charset"
     odd["Message-ID"] = unique_id("charset")
-    odd.set_content("Dobrý den".encode("utf-8"), maintype="text", subtype="plain", cte="8bit")
+    odd.set_content("Dobrý den".encode(), maintype="text", subtype="plain", cte="8bit")
     raw = odd.as_bytes().replace(b"Content-Type: text/plain", b"Content-Type: text/plain; charset=x-unknown-42")
     stack.deliver(message.as_bytes())
     stack.deliver(raw)
