@@ -159,7 +159,12 @@ class MailCapture:
 
         decision = await self._decide(message)
         if not decision.capture:
-            if decision.skip is Skip.SENDER_UNKNOWN and claim.outcome is ClaimOutcome.NEW:
+            if (
+                decision.skip is Skip.SENDER_UNKNOWN
+                and claim.outcome is ClaimOutcome.NEW
+                and decision.sender
+                and decision.sender != self._rules.crm_address  # the CRM mailbox is no correspondent
+            ):
                 await self._correspondents.record(decision.sender)
             await self._ledger.complete(claim.entry, decision, None)
             log.info(

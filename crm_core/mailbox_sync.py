@@ -139,6 +139,7 @@ class MailboxSync:
             round_ = await self._graph.message_delta(mailbox, FOLDER, None)
             report.resynced = True
         report.graph_requests += round_.requests
+        done: list[str | None] = []
         for message in round_.messages:
             try:
                 report.captured.append(await self._capture.capture(mailbox, message))
@@ -153,6 +154,10 @@ class MailboxSync:
                 if message.id:
                     report.failed.append(message.id)
                 continue
-            self._mark(message.id)
+            done.append(message.id)
         await self._cursors.set(name, round_.delta_link)
+        # Remembered only once the round is through: a retry of an aborted round's notification must
+        # run the round again (from the unchanged cursor), not stop at "its mail is captured".
+        for graph_id in done:
+            self._mark(graph_id)
         return report

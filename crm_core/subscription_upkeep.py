@@ -130,7 +130,11 @@ class SubscriptionUpkeep:
                 await self._replace(record)
                 await self._reconcile()
                 return
-            await self._renew(record, datetime.now(UTC))
+            if not await self._renew(record, datetime.now(UTC)):
+                # Renewal refused after all (and the record dropped): do not leave the mailbox unwatched.
+                await self._create(datetime.now(UTC))
+                await self._reconcile()
+                return
         elif task.event == "subscriptionRemoved":
             await self._replace(record)
             await self._reconcile()

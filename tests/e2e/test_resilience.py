@@ -1,0 +1,229 @@
+"""Nothing that happens to the cloud around the service loses or doubles a mail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_core.storage.ledger import CaptureLedger, LedgerState, ledger_key
+from crm_core.storage.subscriptions import SubscriptionStore
+from crm_core.storage.tables import LEDGER_TABLE, TableStorage
+from sandbox.stack import SandboxStack
+from tests.e2e.conftest import CONTACTS, DIRECTORY, USERS
+from tests.unit.messages import mail
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def unique_id(tag: str) -> str:
+    return f"<{tag}-{uuid.uuid4().hex}@e2e.example>"
+
+
+def customer_mail(n: int, tag: str) -> dict[str, Any]:
+    contact, user = CONTACTS[n % len(CONTACTS)], USERS[n % len(USERS)]
+    return mail(sender=contact.email, to=[user.email], subject=f"{tag} {n}", message_id=unique_id(tag))
+
+
+def stored(stack: SandboxStack, message_ids: set[str]) -> list[dict[str, Any]]:
+    return [r for r in stack.netgenium_records() if r.get("ng_message_id") in message_ids]
+
+
+def wait_until(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def storage_call(stack: SandboxStack, work: Any) -> Any:
+    assert stack.azurite is not None
+    connection = stack.azurite.connection_string
+
+    async def run() -> Any:
+        async with TableStorage.from_connection_string(connection) as storage:
+            return await work(storage)
+
+    return asyncio.run(run())
+
+
+def active_subscription_ids(stack: SandboxStack) -> set[str]:
+    return {s["id"] for s in stack.graph_subscriptions() if s.get("active")}
+
+
+def test_netgenium_down_for_30_seconds_then_everything_is_stored(stack: SandboxStack) -> None:
+    stack.netgenium_faults(outage_seconds=30, retry_after="2")
+    mails = [customer_mail(n, "outage") for n in range(10)]
+    for data in mails:
+        stack.deliver(data)
+    ids = {m["internetMessageId"] for m in mails}
+    time.sleep(3)
+    written = {e.message_id for e in stack.ledger_entries() if e.state is LedgerState.WRITTEN}
+    assert not ids & written  # nothing could be written yet
+    stack.settle(timeout=150)
+    records = stored(stack, ids)
+    assert sorted(r["ng_message_id"] for r in records) == sorted(ids)
+    assert stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] == 0
+
+
+def test_dropped_notifications_are_caught_by_the_reconciliation_timer(stack: SandboxStack) -> None:
+    stack.graph_faults(dropNotificationsRate=1.0)
+    mails = [customer_mail(n, "dropped") for n in range(5)]
+    for data in mails:
+        stack.deliver(data)
+    stack.settle(timeout=20)
+    ids = {m["internetMessageId"] for m in mails}
+    assert stored(stack, ids) == []
+    stack.graph_admin("DELETE", "faults").raise_for_status()
+    stack.run_function("reconcile")
+    stack.settle()
+    assert len(stored(stack, ids)) == 5
+
+
+@pytest.mark.parametrize("event", ["subscriptionRemoved", "missed"])
+def test_lifecycle_events_recover_mail(stack: SandboxStack, event: str) -> None:
+    before = active_subscription_ids(stack)
+    [old] = before
+    stack.graph_faults(dropNotificationsNext=1)
+    lost = customer_mail(1, f"lost-{event}")
+    stack.deliver(lost)
+    stack.settle(timeout=10)
+    assert stored(stack, {lost["internetMessageId"]}) == []
+    answer = stack.graph_admin("POST", f"subscriptions/{old}/lifecycle", json={"lifecycleEvent": event})
+    assert answer.status_code < 300, answer.text
+    if event == "subscriptionRemoved":
+        wait_until(lambda: bool(active_subscription_ids(stack)) and old not in active_subscription_ids(stack))
+    wait_until(lambda: len(stored(stack, {lost["internetMessageId"]})) == 1)
+    later = customer_mail(2, f"after-{event}")
+    stack.deliver(later)
+    stack.settle()
+    assert len(stored(stack, {later["internetMessageId"]})) == 1
+
+
+def test_subscription_near_expiry_is_renewed(stack: SandboxStack) -> None:
+    [subscription_id] = active_subscription_ids(stack)
+
+    async def near_expiry(storage: TableStorage) -> None:
+        store = SubscriptionStore(storage)
+        record = await store.get(subscription_id)
+        assert record is not None
+        from dataclasses import replace
+
+        await store.save(replace(record, expires_at=datetime.now(UTC) + timedelta(minutes=10)))
+
+    storage_call(stack, near_expiry)
+    stack.run_function("subscription_upkeep")
+
+    def renewed() -> bool:
+        [graph_side] = [s for s in stack.graph_subscriptions() if s["id"] == subscription_id]
+        expires = datetime.fromisoformat(graph_side["expirationDateTime"].replace("Z", "+00:00"))
+        return expires - datetime.now(UTC) > timedelta(days=5)
+
+    wait_until(renewed)
+    assert active_subscription_ids(stack) == {subscription_id}
+
+
+def test_worker_died_between_write_and_ledger_is_not_a_second_activity(stack: SandboxStack) -> None:
+    data = customer_mail(3, "died")
+    message_id = data["internetMessageId"]
+    # What a worker leaves behind when it dies right after the NET Genium write: the activity, and
+    # a claim in the ledger that nobody completes.
+    seeded = stack.netgenium_admin(
+        "POST",
+        "seed",
+        json={"table": "ng_activities", "records": [{"id": 900_001, "ng_kind": "email", "ng_message_id": message_id}]},
+    )
+    assert seeded.status_code == 200, seeded.text
+
+    async def dead_claim(storage: TableStorage) -> None:
+        table = await storage.table(LEDGER_TABLE)
+        partition, row = ledger_key(message_id)
+        await table.create_entity(
+            {
+                "PartitionKey": partition,
+                "RowKey": row,
+                "MessageId": message_id,
+                "State": "claimed",
+                "ClaimedBy": "dead-worker",
+                "ClaimedAt": datetime.now(UTC) - timedelta(minutes=10),
+                "Attempts": 1,
+            }
+        )
+
+    storage_call(stack, dead_claim)
+    stack.deliver(data)
+    stack.settle()
+    assert [r["id"] for r in stored(stack, {message_id})] == [900_001]
+    entry = storage_call(stack, lambda storage: CaptureLedger(storage).get(message_id))
+    assert entry.state is LedgerState.WRITTEN
+    assert entry.activity_id == 900_001
+
+
+@pytest.fixture(scope="module")
+def fast_retry_stack() -> Iterator[SandboxStack]:
+    # host.json's values overridden by app settings, as the Functions host allows, so that a
+    # poison run takes seconds instead of minutes.
+    settings = {
+        "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "2",
+        "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:01",
+    }
+    with SandboxStack(DIRECTORY, app_settings=settings) as running:
+        yield running
+
+
+def crmservice(stack: SandboxStack, *args: str) -> subprocess.CompletedProcess[str]:
+    assert stack.azurite is not None
+    script = Path(sys.executable).parent / "crmservice"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
+    env = {**os.environ, "AzureWebJobsStorage": stack.azurite.connection_string}
+    return subprocess.run([*command, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_always_failing_mail_ends_in_poison_with_its_reason_and_replays(fast_retry_stack: SandboxStack) -> None:
+    stack = fast_retry_stack
+    stack.netgenium_faults(error_rate=1.0, operations=["insert"], retry_after="0")
+    data = customer_mail(4, "poison")
+    stack.deliver(data)
+    wait_until(lambda: stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] >= 1, timeout=120)
+    listed = crmservice(stack, "poison", "list")
+    assert listed.returncode == 0, listed.stderr
+    [item] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert json.loads(item["item"])["kind"] == "mail"
+    assert item["reason"].startswith("NetGenium")
+    assert "503" in item["reason"] or "unavailable" in item["reason"].lower()
+    assert data["body"]["content"] not in item["reason"]
+    assert stored(stack, {data["internetMessageId"]}) == []
+
+    stack.netgenium_admin("POST", "faults", json={}).raise_for_status()
+    replayed = crmservice(stack, "poison", "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["replayed"] == 1
+    stack.settle()
+    assert len(stored(stack, {data["internetMessageId"]})) == 1
+    assert stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] == 0
+
+
+def test_two_runners_on_one_queue_store_each_mail_once() -> None:
+    with SandboxStack(DIRECTORY, runners=2) as stack:
+        mails = [customer_mail(n, "pair") for n in range(60)]
+        for data in mails:
+            stack.deliver(data)
+        stack.settle(timeout=120)
+        ids = {m["internetMessageId"] for m in mails}
+        records = stored(stack, ids)
+        assert len(records) == 60
+        assert len({r["ng_message_id"] for r in records}) == 60
+        total = sum(stack.runner_status(i)["invocations"]["capture"]["succeeded"] for i in range(2))
+        assert total >= 1

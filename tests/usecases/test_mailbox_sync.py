@@ -1,0 +1,264 @@
+"""MailboxSync: notifications and the reconciliation timer become one message-delta run per mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from crm_core.errors import ServiceRejected, ServiceUnavailable
+from crm_core.graph.errors import FullResyncNeeded, GraphUnavailable
+from crm_core.mail_capture import CaptureBusy, MailCapture, Outcome
+from crm_core.mailbox_sync import MailboxSync, cursor_name
+from crm_core.tasks import CaptureTask
+from tests.unit.messages import CRM, JANA, NOVAK, STRANGER, mail
+from tests.usecases.fakes import FakeActivityStore, FakeCursors, FakeMailSource
+
+CURSOR = cursor_name(CRM)
+
+
+def task(graph_id: str, change_type: str = "created", mailbox: str = CRM) -> CaptureTask:
+    return CaptureTask(subscription_id="sub-1", kind="mail", mailbox=mailbox, item_id=graph_id, change_type=change_type)
+
+
+def deliver(source: FakeMailSource, n: int, *, start: int = 1, **kw: Any) -> list[str]:
+    """n customer mails arrive in the CRM mailbox; returns their Graph ids."""
+    ids = []
+    for i in range(start, start + n):
+        source.add(mail(sender=NOVAK, to=[JANA], message_id=f"<m{i}@zakaznik.example>", **kw), f"g{i}")
+        ids.append(f"g{i}")
+    return ids
+
+
+@pytest.fixture
+def cursors() -> FakeCursors:
+    return FakeCursors()
+
+
+@pytest.fixture
+def sync(source: FakeMailSource, cursors: FakeCursors, capture: MailCapture) -> MailboxSync:
+    return MailboxSync(source, cursors, capture, resync_error=FullResyncNeeded)
+
+
+def written_once(crm: FakeActivityStore, n: int, *, start: int = 1) -> bool:
+    return all(len(crm.activities_for(f"<m{i}@zakaznik.example>")) == 1 for i in range(start, start + n))
+
+
+async def test_a_burst_of_notifications_costs_one_delta_round(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore, cursors: FakeCursors
+) -> None:
+    ids = deliver(source, 20)
+
+    first = await sync.handle(task(ids[0]))
+    rest = [await sync.handle(task(i)) for i in ids[1:]]
+
+    assert [r.outcome for r in first.captured] == [Outcome.WRITTEN] * 20
+    assert first.graph_requests == 1
+    assert all(r.graph_requests == 0 and r.captured == [] for r in rest)
+    assert source.calls == {"message_delta": 1}
+    assert len(crm.activities) == 20 and written_once(crm, 20)
+    assert cursors.values[CURSOR] == "delta:20"
+
+
+async def test_concurrent_notifications_share_one_delta_round(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    ids = deliver(source, 10)
+
+    reports = await asyncio.gather(*(sync.handle(task(i)) for i in ids))
+
+    assert source.calls == {"message_delta": 1}
+    assert source.delta_overlap == 1
+    assert sum(r.graph_requests for r in reports) == 1
+    assert len(crm.activities) == 10 and written_once(crm, 10)
+
+
+async def test_runs_on_one_mailbox_never_overlap(sync: MailboxSync, source: FakeMailSource) -> None:
+    deliver(source, 3)
+
+    await asyncio.gather(sync.reconcile(CRM), sync.reconcile(CRM.upper()), sync.reconcile(CRM))
+
+    assert source.delta_overlap == 1
+    assert source.calls["message_delta"] == 3
+
+
+async def test_the_next_notification_runs_delta_from_the_cursor(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    await sync.handle(task(deliver(source, 2)[0]))
+    later = deliver(source, 1, start=3)
+
+    report = await sync.handle(task(later[0]))
+
+    assert source.delta_links_asked == [None, "delta:2"]
+    assert [r.message_id for r in report.captured] == ["<m3@zakaznik.example>"]
+    assert len(crm.activities) == 3
+
+
+async def test_a_notified_mail_the_delta_does_not_return_is_read_by_id(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<elsewhere@z>"), "g-other", in_delta=False)
+
+    report = await sync.handle(task("g-other"))
+
+    assert source.calls == {"message_delta": 1, "get_message": 1}
+    assert report.graph_requests == 2
+    assert [(r.message_id, r.outcome) for r in report.captured] == [("<elsewhere@z>", Outcome.WRITTEN)]
+    # Remembered: the same notification again costs nothing.
+    again = await sync.handle(task("g-other"))
+    assert again.graph_requests == 0
+    assert source.graph_requests == 2
+
+
+async def test_a_deleted_mail_does_nothing(sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore) -> None:
+    deliver(source, 1)
+
+    report = await sync.handle(task("g1", change_type="deleted"))
+
+    assert (report.captured, report.failed, report.graph_requests) == ([], [], 0)
+    assert source.graph_requests == 0
+    assert crm.requests == 0
+
+
+async def test_retryable_failure_aborts_the_round_and_keeps_the_cursor(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore, cursors: FakeCursors
+) -> None:
+    await sync.reconcile(CRM)  # empty mailbox: cursor at delta:0
+    ids = deliver(source, 5)
+    crm.fail("create_email_activity", ServiceUnavailable("NET Genium 503"), message_id="<m3@zakaznik.example>")
+
+    with pytest.raises(ServiceUnavailable):
+        await sync.handle(task(ids[0]))
+
+    assert cursors.values[CURSOR] == "delta:0"
+    assert len(crm.activities) == 2  # m1 and m2 were written before the failure
+
+    report = await sync.handle(task(ids[0]))  # the queue retries the notification
+
+    assert [r.outcome for r in report.captured] == [Outcome.DUPLICATE] * 2 + [Outcome.WRITTEN] * 3
+    assert len(crm.activities) == 5 and written_once(crm, 5)
+    assert cursors.values[CURSOR] == "delta:5"
+    assert source.delta_links_asked == [None, "delta:0", "delta:0"]
+
+
+async def test_a_live_claim_of_another_worker_aborts_the_round_for_a_retry(
+    sync: MailboxSync, source: FakeMailSource, ledger: Any, cursors: FakeCursors, crm: FakeActivityStore
+) -> None:
+    ids = deliver(source, 3)
+    await ledger.claim("<m2@zakaznik.example>", "worker-b")
+
+    with pytest.raises(CaptureBusy):
+        await sync.handle(task(ids[0]))
+
+    assert CURSOR not in cursors.values
+    assert len(crm.activities) == 1
+
+
+async def test_a_non_retryable_failure_of_one_mail_is_queued_alone(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore, cursors: FakeCursors
+) -> None:
+    ids = deliver(source, 4)
+    crm.fail("create_email_activity", ServiceRejected("NET Genium 400"), message_id="<m2@zakaznik.example>")
+
+    report = await sync.handle(task("g2"))
+
+    assert report.failed == ["g2"]
+    assert [r.message_id for r in report.captured] == [f"<m{i}@zakaznik.example>" for i in (1, 3, 4)]
+    assert cursors.values[CURSOR] == "delta:4"
+    assert source.calls["get_message"] == 0  # the failed one is not read again in this run
+    assert crm.activities_for("<m2@zakaznik.example>") == []
+
+    retried = await sync.retry_one(CRM, ids[1])  # its own queue item
+
+    assert retried.outcome is Outcome.WRITTEN
+    assert len(crm.activities) == 4 and written_once(crm, 4)
+    # Captured now: its notification, delivered again, costs nothing.
+    assert (await sync.handle(task("g2"))).graph_requests == 0
+
+
+async def test_a_mail_that_breaks_the_code_does_not_stop_the_mails_behind_it(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    deliver(source, 3)
+    crm.fail("create_email_activity", ValueError("unexpected"), message_id="<m1@zakaznik.example>")
+
+    report = await sync.reconcile(CRM)
+
+    assert report.failed == ["g1"]
+    assert len(report.captured) == 2
+
+
+async def test_an_expired_delta_link_means_a_full_resync(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore, cursors: FakeCursors
+) -> None:
+    await sync.reconcile(CRM)
+    deliver(source, 3)
+    await sync.reconcile(CRM)
+    source.expire_links()
+    deliver(source, 2, start=4)
+    creates = crm.calls["create_email_activity"]
+
+    report = await sync.reconcile(CRM)
+
+    assert report.resynced
+    assert cursors.cleared == [CURSOR]
+    assert source.delta_links_asked[-2:] == ["delta:3", None]
+    assert [r.outcome for r in report.captured] == [Outcome.DUPLICATE] * 3 + [Outcome.WRITTEN] * 2
+    assert crm.calls["create_email_activity"] - creates == 2
+    assert len(crm.activities) == 5 and written_once(crm, 5)
+    assert cursors.values[CURSOR] == "delta:5"
+
+
+async def test_reconcile_captures_mail_nobody_notified_and_skips_what_is_not_for_the_crm(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    deliver(source, 2)
+    source.add(mail(sender=STRANGER, to=[JANA], message_id="<spam@u>"), "g-spam")
+
+    report = await sync.reconcile(CRM)
+    quiet = await sync.reconcile(CRM)
+
+    assert sorted(r.outcome for r in report.captured) == [Outcome.SKIPPED, Outcome.WRITTEN, Outcome.WRITTEN]
+    assert (quiet.captured, quiet.graph_requests) == ([], 1)
+    assert len(crm.activities) == 2
+
+
+async def test_a_forgotten_id_falls_back_to_the_ledger(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    sync = MailboxSync(source, cursors, capture, resync_error=FullResyncNeeded, remember=2)
+    ids = deliver(source, 5)
+    await sync.handle(task(ids[-1]))
+
+    report = await sync.handle(task(ids[0]))  # no longer remembered in the process
+
+    assert [r.outcome for r in report.captured] == [Outcome.DUPLICATE]
+    assert len(crm.activities) == 5
+
+
+async def test_mailbox_case_does_not_split_the_cursor(
+    sync: MailboxSync, source: FakeMailSource, cursors: FakeCursors
+) -> None:
+    ids = deliver(source, 2)
+    await sync.handle(task(ids[0], mailbox=CRM.upper()))
+
+    assert list(cursors.values) == [CURSOR]
+    assert (await sync.handle(task(ids[1]))).graph_requests == 0
+
+
+async def test_graph_unavailable_keeps_the_cursor_and_the_notification_retries(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore, cursors: FakeCursors
+) -> None:
+    await sync.reconcile(CRM)
+    ids = deliver(source, 2)
+    source.delta_error = GraphUnavailable("throttled", retry_after=3)
+
+    with pytest.raises(GraphUnavailable):
+        await sync.handle(task(ids[0]))
+
+    assert cursors.values[CURSOR] == "delta:0"
+    assert crm.activities == {}
+    report = await sync.handle(task(ids[0]))
+    assert len(report.captured) == 2 and written_once(crm, 2)
