@@ -9,9 +9,10 @@ followed by a reconciliation, so that mail that arrived meanwhile is still captu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -48,6 +49,7 @@ class SubscriptionApi(Protocol):
     async def renew_subscription(self, subscription_id: str, expiration: datetime) -> SubscriptionInfoLike: ...
     async def reauthorize_subscription(self, subscription_id: str) -> None: ...
     async def delete_subscription(self, subscription_id: str) -> bool: ...
+    async def list_subscriptions(self) -> Sequence[SubscriptionInfoLike]: ...
 
 
 class SubscriptionRecords(Protocol):
@@ -90,16 +92,31 @@ class SubscriptionUpkeep:
         self._lifecycle_url = lifecycle_url
         self._lifetime = lifetime
         self._reconcile = reconcile
+        # The timer and lifecycle notifications may run at once; two of them seeing "no
+        # subscription" would create two. One at a time in a process; across processes, `run`
+        # removes any duplicate the next time.
+        self._lock = asyncio.Lock()
 
     async def run(self, now: datetime | None = None) -> UpkeepReport:
         """Create the mail subscription if it is missing; renew those past half their life."""
-        now = now or datetime.now(UTC)
+        async with self._lock:
+            return await self._run(now or datetime.now(UTC))
+
+    async def handle(self, task: LifecycleTask) -> None:
+        """Answer one lifecycle notification."""
+        async with self._lock:
+            await self._handle(task)
+
+    async def _run(self, now: datetime) -> UpkeepReport:
         report = UpkeepReport()
         records = await self._records.all()
         mail = [r for r in records if r.kind == "mail" and r.resource == mail_resource(self._mailbox)]
+        # What Graph itself still has: a subscription it dropped without a lifecycle notification
+        # reaching us must not look alive until our own record of its expiry runs out.
+        live = {info.id for info in await self._graph.list_subscriptions()}
         for record in records:
-            if record.expires_at <= now:
-                # Expired: Graph has forgotten it; keep no secret for it.
+            if record.expires_at <= now or record.id not in live:
+                # Expired or gone: Graph has forgotten it; keep no secret for it.
                 await self._records.delete(record.id)
                 report.dropped.append(record.id)
                 mail = [r for r in mail if r.id != record.id]
@@ -114,10 +131,14 @@ class SubscriptionUpkeep:
             report.created.append(created.id)
             if report.dropped:
                 await self._reconcile()  # mail may have arrived while no subscription was live
+        for extra in sorted(mail, key=lambda r: r.expires_at)[:-1]:
+            # Two processes created one each: keep the longest-lived, so Graph notifies once.
+            await self._graph.delete_subscription(extra.id)
+            await self._records.delete(extra.id)
+            report.dropped.append(extra.id)
         return report
 
-    async def handle(self, task: LifecycleTask) -> None:
-        """Answer one lifecycle notification."""
+    async def _handle(self, task: LifecycleTask) -> None:
         record = await self._records.get(task.subscription_id)
         if record is None:
             log.warning("lifecycle: unknown subscription", extra={"subscription_id": task.subscription_id})

@@ -281,11 +281,20 @@ class SandboxStack:
             busy = any(not self.runner_status(i).get("idle", False) for i in range(len(self.runners)))
             pending = self.graph_admin("GET", "stats").json().get("pendingNotifications", 0)
             if not busy and not pending:
-                done = {e.message_id for e in self.ledger_entries() if e.state is not LedgerState.CLAIMED}
-                if set(self.delivered) <= done:
+                entries = {e.message_id: e.state for e in self.ledger_entries()}
+                delivered = set(self.delivered)
+                if all(entries.get(m, LedgerState.CLAIMED) is not LedgerState.CLAIMED for m in delivered):
                     return
+                # A claimed mail is still being worked on, unless it failed for good (then it is
+                # in a poison queue); a mail with no row at all had its notification lost.
+                claimed = any(entries.get(m) is LedgerState.CLAIMED for m in delivered)
+                poisoned = any(
+                    q.get("poison_message_count", 0) > 0
+                    for i in range(len(self.runners))
+                    for q in self.runner_status(i)["queues"].values()
+                )
                 quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= quiet:
+                if (not claimed or poisoned) and time.monotonic() - quiet_since >= quiet:
                     return
             else:
                 quiet_since = None

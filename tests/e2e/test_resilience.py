@@ -39,13 +39,13 @@ def stored(stack: SandboxStack, message_ids: set[str]) -> list[dict[str, Any]]:
     return [r for r in stack.netgenium_records() if r.get("ng_message_id") in message_ids]
 
 
-def wait_until(condition: Any, timeout: float = 60.0) -> None:
+def wait_until(condition: Any, timeout: float = 60.0, message: Any = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+    raise AssertionError("condition not met in time" + (f": {message()}" if message else ""))
 
 
 def storage_call(stack: SandboxStack, work: Any) -> Any:
@@ -112,8 +112,18 @@ def test_lifecycle_events_recover_mail(stack: SandboxStack, event: str) -> None:
     assert len(stored(stack, {later["internetMessageId"]})) == 1
 
 
+def graph_expiry(stack: SandboxStack, subscription_id: str) -> datetime:
+    [graph_side] = [s for s in stack.graph_subscriptions() if s["id"] == subscription_id]
+    return datetime.fromisoformat(graph_side["expirationDateTime"].replace("Z", "+00:00"))
+
+
+def upkeep_idle(stack: SandboxStack) -> bool:
+    return bool(stack.runner_status()["invocations"]["subscription_upkeep"]["running"] == 0)
+
+
 def test_subscription_near_expiry_is_renewed(stack: SandboxStack) -> None:
     [subscription_id] = active_subscription_ids(stack)
+    before = graph_expiry(stack, subscription_id)
 
     async def near_expiry(storage: TableStorage) -> None:
         store = SubscriptionStore(storage)
@@ -126,13 +136,22 @@ def test_subscription_near_expiry_is_renewed(stack: SandboxStack) -> None:
     storage_call(stack, near_expiry)
     stack.run_function("subscription_upkeep")
 
-    def renewed() -> bool:
-        [graph_side] = [s for s in stack.graph_subscriptions() if s["id"] == subscription_id]
-        expires = datetime.fromisoformat(graph_side["expirationDateTime"].replace("Z", "+00:00"))
-        return expires - datetime.now(UTC) > timedelta(days=5)
-
-    wait_until(renewed)
+    wait_until(lambda: graph_expiry(stack, subscription_id) > before)
+    wait_until(lambda: upkeep_idle(stack))
     assert active_subscription_ids(stack) == {subscription_id}
+
+
+def test_subscription_gone_in_graph_is_recreated_by_upkeep(stack: SandboxStack) -> None:
+    [old] = active_subscription_ids(stack)
+    stack.graph_admin("POST", f"subscriptions/{old}/expire").raise_for_status()
+    assert active_subscription_ids(stack) == set()
+    stack.run_function("subscription_upkeep")
+    wait_until(lambda: len(active_subscription_ids(stack)) == 1 and upkeep_idle(stack))
+    assert old not in active_subscription_ids(stack)
+    later = customer_mail(5, "after-expiry")
+    stack.deliver(later)
+    stack.settle()
+    assert len(stored(stack, {later["internetMessageId"]})) == 1
 
 
 def test_worker_died_between_write_and_ledger_is_not_a_second_activity(stack: SandboxStack) -> None:

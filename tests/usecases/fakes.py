@@ -388,6 +388,11 @@ class FakeSubscriptionApi:
             }
         )
 
+    async def list_subscriptions(self) -> list[SubscriptionInfo]:
+        self.calls["list"] += 1
+        now = self.clock()
+        return [self._info(sub) for sub in self.live.values() if sub.expires_at > now]
+
     async def create_subscription(
         self,
         *,

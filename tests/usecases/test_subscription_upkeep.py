@@ -111,7 +111,7 @@ async def test_a_young_subscription_is_left_alone(
     report = await upkeep.run(now=T0 + LIFETIME / 2 - timedelta(minutes=1))
 
     assert (report.created, report.renewed, report.dropped) == ([], [], [])
-    assert graph.calls == {}
+    assert graph.calls == {"list": 1}  # only asked Graph what it still has
     assert records.rows == {record.id: record}
 
 
@@ -135,7 +135,7 @@ async def test_a_subscription_past_half_its_life_is_renewed(
     # Renewed: the next run at the same time does nothing.
     graph.calls.clear()
     assert (await upkeep.run(now=later)).renewed == []
-    assert graph.calls == {}
+    assert graph.calls == {"list": 1}
 
 
 async def test_a_renewal_graph_refuses_is_replaced_and_reconciled(
@@ -172,7 +172,7 @@ async def test_an_expired_subscription_is_dropped_recreated_and_reconciled(
     report = await upkeep.run(now=later)
 
     assert report.dropped == [record.id]
-    assert graph.calls == {"create": 1}  # no renewal attempt of the dead one
+    assert graph.calls == {"list": 1, "create": 1}  # no renewal attempt of the dead one
     (new_id,) = report.created
     assert records.rows[new_id].expires_at == later + LIFETIME
     assert record.id not in records.rows
@@ -288,3 +288,31 @@ async def test_lifecycle_for_an_unknown_subscription_does_nothing(
     assert graph.calls == {}
     assert reconcile.runs == 0
     assert records.rows == {record.id: record}
+
+
+async def test_a_subscription_graph_dropped_silently_is_recreated_and_reconciled(
+    upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
+) -> None:
+    record = await subscribed(upkeep, records)
+    del graph.live[record.id]  # gone in Graph, and no lifecycle notification reached us
+
+    report = await upkeep.run(now=T0 + timedelta(minutes=5))
+
+    assert report.dropped == [record.id]
+    [created] = report.created
+    assert created != record.id
+    assert set(records.rows) == {created}
+    assert set(graph.live) == {created}
+    assert reconcile.runs == 1
+
+
+async def test_duplicate_subscriptions_from_two_processes_are_reduced_to_one(
+    upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords
+) -> None:
+    first = await subscribed(upkeep, records)
+    # A second process created one too, a minute later (so it lives a minute longer).
+    second_report = await upkeep._create(T0 + timedelta(minutes=1))
+    report = await upkeep.run(now=T0 + timedelta(minutes=2))
+    assert report.dropped == [first.id]
+    assert set(records.rows) == {second_report.id}
+    assert set(graph.live) == {second_report.id}
