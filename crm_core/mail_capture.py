@@ -12,6 +12,7 @@ finds. Errors that a retry can cure propagate (the queue retries, then the poiso
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -142,6 +143,7 @@ class MailCapture:
         self._options = options or CaptureOptions()
         self._users: Sequence[UserRecord] = ()
         self._users_at = float("-inf")
+        self._users_lock = asyncio.Lock()
 
     async def capture_by_id(self, mailbox: str, message_id: str) -> CaptureResult:
         """Capture a mail that a change notification named (one Graph read)."""
@@ -241,9 +243,10 @@ class MailCapture:
     async def _user_list(self) -> Sequence[UserRecord]:
         """All NET Genium users, cached: they are few and change rarely, and a lookup per mail would
         double the requests NET Genium serves."""
-        if time.monotonic() - self._users_at > self._options.users_cache_seconds:
-            self._users = await self._crm.list_users()
-            self._users_at = time.monotonic()
+        async with self._users_lock:  # concurrent captures share one refresh
+            if time.monotonic() - self._users_at > self._options.users_cache_seconds:
+                self._users = await self._crm.list_users()
+                self._users_at = time.monotonic()
         return self._users
 
     async def _attachments(self, mailbox: str, message: GraphMessage) -> list[Attachment]:

@@ -79,6 +79,7 @@ class MailboxSync:
         *,
         resync_error: type[Exception],
         remember: int = 100_000,
+        parallel: int = 16,
     ) -> None:
         self._graph = graph
         self._cursors = cursors
@@ -87,6 +88,7 @@ class MailboxSync:
         self._locks: dict[str, asyncio.Lock] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
+        self._parallel = parallel
 
     def _lock(self, mailbox: str) -> asyncio.Lock:
         return self._locks.setdefault(mailbox.lower(), asyncio.Lock())
@@ -127,6 +129,46 @@ class MailboxSync:
         self._mark(graph_id)
         return result
 
+    async def _capture_all(
+        self, mailbox: str, messages: Sequence[GraphMessage], report: SyncReport, done: list[str | None]
+    ) -> None:
+        """Capture a round's mails, several at once (each waits mostly on NET Genium), but the mails
+        of one conversation in their order, so that a reply finds the order its original linked.
+
+        A retryable error stops new captures and is raised once the running ones have finished:
+        the cursor stays, and the whole round runs again (the ledger drops what is done). Any other
+        error is that mail's own problem and must not stop the mail behind it.
+        """
+        conversations: dict[str, list[GraphMessage]] = {}
+        for message in messages:
+            conversations.setdefault(message.conversation_id or f"graph-id:{message.id}", []).append(message)
+        slots = asyncio.Semaphore(self._parallel)
+        stop: list[ExternalServiceError] = []
+
+        async def conversation(items: list[GraphMessage]) -> None:
+            for message in items:
+                if stop:
+                    return
+                async with slots:
+                    try:
+                        report.captured.append(await self._capture.capture(mailbox, message))
+                    except Exception as exc:
+                        if isinstance(exc, ExternalServiceError) and exc.retryable:
+                            stop.append(exc)
+                            return
+                        log.warning(
+                            "mailbox sync: one mail failed, queued alone",
+                            extra={"graph_id": message.id, "error": type(exc).__name__},
+                        )
+                        if message.id:
+                            report.failed.append(message.id)
+                        continue
+                done.append(message.id)
+
+        await asyncio.gather(*(conversation(items) for items in conversations.values()))
+        if stop:
+            raise stop[0]
+
     async def _delta(self, mailbox: str) -> SyncReport:
         report = SyncReport()
         name = cursor_name(mailbox)
@@ -140,24 +182,12 @@ class MailboxSync:
             report.resynced = True
         report.graph_requests += round_.requests
         done: list[str | None] = []
-        for message in round_.messages:
-            try:
-                report.captured.append(await self._capture.capture(mailbox, message))
-            except Exception as exc:
-                if isinstance(exc, ExternalServiceError) and exc.retryable:
-                    raise  # the cursor stays: the whole round runs again, the ledger drops what is done
-                # Anything else is this mail's own problem: it must not stop the mail behind it.
-                log.warning(
-                    "mailbox sync: one mail failed, queued alone",
-                    extra={"graph_id": message.id, "error": type(exc).__name__},
-                )
-                if message.id:
-                    report.failed.append(message.id)
-                continue
-            done.append(message.id)
+        await self._capture_all(mailbox, round_.messages, report, done)
         await self._cursors.set(name, round_.delta_link)
         # Remembered only once the round is through: a retry of an aborted round's notification must
         # run the round again (from the unchanged cursor), not stop at "its mail is captured".
-        for graph_id in done:
-            self._mark(graph_id)
+        captured = set(done)
+        for message in round_.messages:  # in the round's order, so the oldest are forgotten first
+            if message.id in captured:
+                self._mark(message.id)
         return report
