@@ -102,20 +102,21 @@ class MailboxSync:
             self._done.popitem(last=False)
 
     async def handle(self, task: CaptureTask) -> SyncReport:
-        """One change notification of the CRM mailbox."""
+        """The change notifications of one webhook POST for the CRM mailbox."""
         if task.change_type == "deleted":
             return SyncReport()  # a mail deleted from the mailbox keeps its activity
         report = SyncReport()
         async with self._lock(task.mailbox):
-            if task.item_id in self._done:
+            if all(item in self._done for item in task.item_ids):
                 return report
             report = await self._delta(task.mailbox)
-        if task.item_id not in self._done and task.item_id not in report.failed:
-            # Not in the delta: read it by id; errors go to the queue's retry and poison handling.
-            result = await self._capture.capture_by_id(task.mailbox, task.item_id)
-            report.graph_requests += 1
-            report.captured.append(result)
-            self._mark(task.item_id)
+        for item in task.item_ids:
+            if item not in self._done and item not in report.failed:
+                # Not in the delta: read it by id; errors go to the queue's retry and poison handling.
+                result = await self._capture.capture_by_id(task.mailbox, item)
+                report.graph_requests += 1
+                report.captured.append(result)
+                self._mark(item)
         return report
 
     async def reconcile(self, mailbox: str) -> SyncReport:

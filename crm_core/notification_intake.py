@@ -18,7 +18,7 @@ from crm_core.graph.notifications import (
     parse_lifecycle_notifications,
 )
 from crm_core.storage.subscriptions import SubscriptionRecord
-from crm_core.tasks import CaptureTask, LifecycleTask
+from crm_core.tasks import MAX_ITEMS_PER_TASK, CaptureTask, LifecycleTask
 
 log = logging.getLogger("crm_core.webhook")
 
@@ -53,23 +53,30 @@ async def _owned(
 
 
 async def accept_changes(body: bytes, subscriptions: SubscriptionLookup) -> Intake:
-    """Change notifications to capture tasks; raises NotificationRejected (a 4xx) for a bad body."""
+    """Change notifications to capture tasks (one per subscription and change type, in order, each
+    Graph id once); raises NotificationRejected (a 4xx) for a bad body."""
     collection = parse_change_notifications(body)
     intake = Intake()
+    groups: dict[tuple[str, str], tuple[SubscriptionRecord, list[str]]] = {}
     for note in collection.value:
         record = await _owned(subscriptions, note.subscription_id, note.client_state)
         item_id = note.item_id
         if record is None or not item_id:
             intake.dropped += 1
             continue
-        task = CaptureTask(
-            subscription_id=record.id,
-            kind="events" if record.kind == "events" else "mail",
-            mailbox=record.mailbox,
-            item_id=item_id,
-            change_type=note.change_type.value,
-        )
-        intake.tasks.append(task.model_dump_json())
+        _, ids = groups.setdefault((record.id, note.change_type.value), (record, []))
+        if item_id not in ids:
+            ids.append(item_id)
+    for (_, change_type), (record, ids) in groups.items():
+        for start in range(0, len(ids), MAX_ITEMS_PER_TASK):
+            task = CaptureTask(
+                subscription_id=record.id,
+                kind="events" if record.kind == "events" else "mail",
+                mailbox=record.mailbox,
+                item_ids=ids[start : start + MAX_ITEMS_PER_TASK],
+                change_type=change_type,
+            )
+            intake.tasks.append(task.model_dump_json())
     return intake
 
 

@@ -157,7 +157,8 @@ class Runtime:
                 )
                 return []
             if task.single:
-                await self.mailbox_sync.retry_one(task.mailbox, task.item_id)
+                for item in task.item_ids:
+                    await self.mailbox_sync.retry_one(task.mailbox, item)
                 return []
             report = await self.mailbox_sync.handle(task)
         except Exception as exc:
@@ -206,7 +207,7 @@ def _retry_tasks(mailbox: str, subscription_id: str, report: SyncReport) -> list
             subscription_id=subscription_id,
             kind="mail",
             mailbox=mailbox,
-            item_id=graph_id,
+            item_ids=[graph_id],
             change_type="created",
             single=True,
         ).model_dump_json()

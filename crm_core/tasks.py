@@ -7,7 +7,7 @@ finally parks in `<queue>-poison` with the item as it was, so nothing is lost.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,15 +17,24 @@ LIFECYCLE_QUEUE = "lifecycle-tasks"
 POISON_SUFFIX = "-poison"
 
 
+# Ids per queue item: 100 Graph ids of ~150 characters stay far below a queue message's 64 KB.
+MAX_ITEMS_PER_TASK = 100
+
+
 class CaptureTask(BaseModel):
-    """One change notification that passed the clientState check."""
+    """The changes of one POST to the webhook, for one subscription and change type.
+
+    One queue item per POST, not one per notification: the webhook answers Graph after a single
+    queue write, and the worker, which runs one delta round per mailbox anyway, gets the burst
+    as one piece of work.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     subscription_id: str
     kind: Literal["mail", "events"]
     mailbox: str = Field(min_length=1)
-    item_id: str = Field(min_length=1)
+    item_ids: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
     change_type: Literal["created", "updated", "deleted"]
     # True for a mail that a delta run could not capture: it is retried alone, by id.
     single: bool = False

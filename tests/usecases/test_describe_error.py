@@ -26,7 +26,9 @@ def validation_error(call: object) -> ValidationError:
 
 CASES = {
     "literal in a queue item": lambda: CaptureTask.model_validate_json(
-        json.dumps({"subscription_id": "s", "kind": SECRET, "mailbox": "m", "item_id": "i", "change_type": "created"})
+        json.dumps(
+            {"subscription_id": "s", "kind": SECRET, "mailbox": "m", "item_ids": ["i"], "change_type": "created"}
+        )
     ),
     "broken JSON queue item": lambda: CaptureTask.model_validate_json('{"mailbox": "' + SECRET),
     "not an object": lambda: LifecycleTask.model_validate_json(json.dumps(SECRET)),

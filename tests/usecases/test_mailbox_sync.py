@@ -19,7 +19,13 @@ CURSOR = cursor_name(CRM)
 
 
 def task(graph_id: str, change_type: str = "created", mailbox: str = CRM) -> CaptureTask:
-    return CaptureTask(subscription_id="sub-1", kind="mail", mailbox=mailbox, item_id=graph_id, change_type=change_type)
+    return CaptureTask(
+        subscription_id="sub-1",
+        kind="mail",
+        mailbox=mailbox,
+        item_ids=[graph_id],
+        change_type=change_type,  # type: ignore[arg-type]
+    )
 
 
 def deliver(source: FakeMailSource, n: int, *, start: int = 1, **kw: Any) -> list[str]:

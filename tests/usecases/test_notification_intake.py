@@ -78,14 +78,14 @@ async def test_a_valid_notification_becomes_a_capture_task(subscriptions: Any) -
     assert intake.dropped == 0
     (raw,) = intake.tasks
     assert CaptureTask.model_validate_json(raw) == CaptureTask(
-        subscription_id=OURS.id, kind="mail", mailbox=CRM, item_id="AAMkAD-1", change_type="created"
+        subscription_id=OURS.id, kind="mail", mailbox=CRM, item_ids=["AAMkAD-1"], change_type="created"
     )
 
 
 async def test_the_item_id_comes_from_the_resource_when_resource_data_is_missing(subscriptions: Any) -> None:
     intake = await accept_changes(notification_body(change("AAMkAD-9", resource_data=False)), subscriptions)
 
-    assert CaptureTask.model_validate_json(intake.tasks[0]).item_id == "AAMkAD-9"
+    assert CaptureTask.model_validate_json(intake.tasks[0]).item_ids == ["AAMkAD-9"]
 
 
 @pytest.mark.parametrize(
@@ -120,8 +120,19 @@ async def test_a_mixed_batch_keeps_only_the_genuine_ones(subscriptions: Any) -> 
     intake = await accept_changes(body, subscriptions)
 
     tasks = [CaptureTask.model_validate_json(t) for t in intake.tasks]
-    assert [(t.item_id, t.change_type) for t in tasks] == [("g1", "created"), ("g4", "deleted"), ("g6", "created")]
+    assert [(t.item_ids, t.change_type) for t in tasks] == [(["g1", "g6"], "created"), (["g4"], "deleted")]
     assert intake.dropped == 3
+
+
+async def test_a_big_post_is_few_queue_items_each_id_once(subscriptions: Any) -> None:
+    body = notification_body(*(change(f"g{n % 230}") for n in range(460)))
+
+    intake = await accept_changes(body, subscriptions)
+
+    tasks = [CaptureTask.model_validate_json(t) for t in intake.tasks]
+    assert [len(t.item_ids) for t in tasks] == [100, 100, 30]
+    assert [i for t in tasks for i in t.item_ids] == [f"g{n}" for n in range(230)]
+    assert all(len(raw.encode()) < 64 * 1024 for raw in intake.tasks)
 
 
 async def test_the_client_state_is_compared_in_constant_time(

@@ -1,0 +1,211 @@
+"""Capture through the whole local service, with both emulators answering after 20 ms.
+
+Starts Azurite, the Graph and NET Genium emulators and the local Functions runner (the real
+function_app.py), then measures:
+
+- `webhook_ack_ms_p99`, `webhook_ack_batch100_ms_p99`: Graph's POST to the webhook until its 202,
+  for one notification and for 100 in one POST (valid clientState);
+- `e2e_msgs_per_s`: 1,000 relevant mails delivered in a burst, until the last is an activity;
+- `e2e_latency_ms_p95`: delivery to stored activity, at a steady 5 mails per second;
+- `graph_requests_per_message` (steady and burst) and `ng_requests_per_message`.
+
+    python bench/capture.py [--burst 1000] [--steady 100] [--latency-ms 20]
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from crm_core.directory import Contact, DirectoryFile, Order, User
+from crm_core.storage.ledger import LedgerState
+from crm_core.storage.subscriptions import SubscriptionStore
+from crm_core.storage.tables import LEDGER_TABLE, TableStorage
+from sandbox.stack import SandboxStack
+
+CRM = "crm@firma.example"
+USERS = [User(id=n, email=f"user{n}@firma.example", name=f"User {n}") for n in range(1, 21)]
+CONTACTS = [Contact(id=1000 + n, email=f"buyer{n}@customer{n % 50}.example", company_id=n % 50) for n in range(500)]
+DIRECTORY = DirectoryFile(
+    crm_address=CRM, users=USERS, contacts=CONTACTS, orders=[Order(id=9000 + n, number=n) for n in range(1, 101)]
+)
+
+
+def p(values: list[float], percentile: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(percentile / 100 * (len(ordered) - 1)))]
+
+
+def customer_mail(n: int, tag: str) -> dict[str, Any]:
+    contact, user = CONTACTS[n % len(CONTACTS)], USERS[n % len(USERS)]
+    return {
+        "internetMessageId": f"<{tag}-{n}-{uuid.uuid4().hex[:8]}@bench.example>",
+        "conversationId": f"{tag}-conv-{n}",
+        "subject": f"Delivery schedule {n}" + (f" Order:{n % 100 + 1}" if n % 10 == 0 else ""),
+        "from": {"emailAddress": {"address": contact.email}},
+        "toRecipients": [{"emailAddress": {"address": user.email}}],
+        "ccRecipients": [{"emailAddress": {"address": CRM}}],
+        "body": {"contentType": "html", "content": "<p>Hello,</p><p>when will it arrive?</p>" * 5},
+        "internetMessageHeaders": [{"name": "Received", "value": "from mx.customer.example"}],
+    }
+
+
+def completed_at(stack: SandboxStack) -> dict[str, datetime]:
+    assert stack.azurite is not None
+    connection = stack.azurite.connection_string
+
+    async def read() -> dict[str, datetime]:
+        async with TableStorage.from_connection_string(connection) as storage:
+            table = await storage.table(LEDGER_TABLE)
+            return {
+                e["MessageId"]: e["CompletedAt"]
+                async for e in table.list_entities()
+                if e.get("State") == LedgerState.WRITTEN.value and e.get("CompletedAt")
+            }
+
+    return asyncio.run(read())
+
+
+def subscription(stack: SandboxStack) -> tuple[str, str]:
+    assert stack.azurite is not None
+    connection = stack.azurite.connection_string
+
+    async def read() -> tuple[str, str]:
+        async with TableStorage.from_connection_string(connection) as storage:
+            [record] = [r for r in await SubscriptionStore(storage).all() if r.kind == "mail"]
+            return record.id, record.client_state
+
+    return asyncio.run(read())
+
+
+def wait_written(stack: SandboxStack, ids: set[str], timeout: float) -> dict[str, datetime]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = completed_at(stack)
+        if ids <= done.keys():
+            return done
+        time.sleep(0.25)
+    missing = len(ids - completed_at(stack).keys())
+    raise SystemExit(f"bench: {missing} of {len(ids)} mails not stored within {timeout}s")
+
+
+def counts(stack: SandboxStack) -> dict[str, int]:
+    return stack.request_counts()
+
+
+def webhook_acks(stack: SandboxStack, graph_ids: list[str]) -> tuple[list[float], list[float]]:
+    """Acks for single notifications and for POSTs of 100, against mails already stored."""
+    subscription_id, client_state = subscription(stack)
+    url = f"{stack.runners[0].base_url}/api/notifications"
+
+    def note(graph_id: str) -> dict[str, Any]:
+        return {
+            "subscriptionId": subscription_id,
+            "clientState": client_state,
+            "changeType": "created",
+            "resource": f"Users/{CRM}/Messages/{graph_id}",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "id": graph_id},
+        }
+
+    single, batch = [], []
+    with httpx.Client(timeout=10) as client:
+        for i in range(200):
+            body = json.dumps({"value": [note(graph_ids[i % len(graph_ids)])]})
+            start = time.perf_counter()
+            answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
+            single.append((time.perf_counter() - start) * 1000)
+            assert answer.status_code == 202, answer.text
+        for i in range(40):
+            body = json.dumps({"value": [note(graph_ids[(i * 100 + k) % len(graph_ids)]) for k in range(100)]})
+            start = time.perf_counter()
+            answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
+            batch.append((time.perf_counter() - start) * 1000)
+            assert answer.status_code == 202, answer.text
+    return single, batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--steady", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=5.0)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    args = parser.parse_args()
+
+    with SandboxStack(DIRECTORY, graph_latency_ms=args.latency_ms, netgenium_latency_ms=args.latency_ms) as stack:
+        # Warm up (the first capture creates tables and reads the user list), then measure.
+        warm = [customer_mail(n, "warm") for n in range(5)]
+        for data in warm:
+            stack.deliver(data)
+        wait_written(stack, {m["internetMessageId"] for m in warm}, timeout=60)
+        stack.settle(timeout=60)
+
+        # Steady: one mail every 1/rate seconds; latency from delivery to the ledger's completion.
+        stack.reset_counts()
+        delivered: dict[str, datetime] = {}
+        graph_ids: list[str] = []
+        for n in range(args.steady):
+            data = customer_mail(n, "steady")
+            delivered[data["internetMessageId"]] = datetime.now(UTC)
+            graph_ids.append(stack.deliver(data)["id"])
+            time.sleep(1 / args.rate)
+        done = wait_written(stack, set(delivered), timeout=120)
+        stack.settle(timeout=60)
+        steady_counts = counts(stack)
+        latencies = [(done[m] - at).total_seconds() * 1000 for m, at in delivered.items()]
+
+        # Burst: every mail at once (in POSTs of 100, as fast as the emulator takes them).
+        stack.reset_counts()
+        burst = [customer_mail(n, "burst") for n in range(args.burst)]
+        start = time.perf_counter()
+        for offset in range(0, len(burst), 100):
+            stack.graph_admin("POST", f"users/{CRM}/messages", json={"messages": burst[offset : offset + 100]})
+        stack.delivered.extend(m["internetMessageId"] for m in burst)
+        wait_written(stack, {m["internetMessageId"] for m in burst}, timeout=600)
+        burst_seconds = time.perf_counter() - start
+        stack.settle(timeout=120)
+        burst_counts = counts(stack)
+
+        single, batch = webhook_acks(stack, graph_ids)
+        stack.settle(timeout=120)
+
+    print(
+        json.dumps(
+            {
+                "webhook_ack_ms_p99": round(p(single, 99), 1),
+                "webhook_ack_batch100_ms_p99": round(p(batch, 99), 1),
+                "e2e_msgs_per_s": round(args.burst / burst_seconds, 1),
+                "e2e_latency_ms_p95": round(p(latencies, 95), 1),
+                "e2e_latency_ms_p50": round(statistics.median(latencies), 1),
+                "e2e_latency_ms_max": round(max(latencies), 1),
+                "graph_requests_per_message_steady": round(steady_counts["graph"] / args.steady, 3),
+                "graph_requests_per_message_burst": round(burst_counts["graph"] / args.burst, 3),
+                "ng_requests_per_message_steady": round(steady_counts["netgenium"] / args.steady, 3),
+                "ng_requests_per_message_burst": round(burst_counts["netgenium"] / args.burst, 3),
+                "burst": args.burst,
+                "steady": args.steady,
+                "steady_rate_per_s": args.rate,
+                "emulator_latency_ms": args.latency_ms,
+                "cpu_count": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
