@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +30,8 @@ from crm_core.netgenium.models import Attachment, EmailActivity
 from crm_core.storage.ledger import ClaimOutcome, LedgerEntry
 
 log = logging.getLogger("crm_core.capture")
+
+_ORDER_CACHE = 10_000
 
 
 class MailFile(Protocol):
@@ -144,6 +147,9 @@ class MailCapture:
         self._users: Sequence[UserRecord] = ()
         self._users_at = float("-inf")
         self._users_lock = asyncio.Lock()
+        # Orders found by number: an order keeps its number, and replies name the same one again.
+        # Only hits are kept: an order that is not there yet may be created any minute.
+        self._orders: OrderedDict[int, OrderRecord] = OrderedDict()
 
     async def capture_by_id(self, mailbox: str, message_id: str) -> CaptureResult:
         """Capture a mail that a change notification named (one Graph read)."""
@@ -229,7 +235,7 @@ class MailCapture:
         if not decision.capture:
             return decision
         if decision.order_number is not None:
-            order = await self._crm.find_order_by_number(decision.order_number)
+            order = await self._order(decision.order_number)
             if order is None:
                 return decision
             directory.add_order(order)
@@ -239,6 +245,18 @@ class MailCapture:
             if inherited is not None:
                 return decide(message, directory, self._rules, conversation_order=inherited)
         return decision
+
+    async def _order(self, number: int) -> OrderRecord | None:
+        order = self._orders.get(number)
+        if order is None:
+            order = await self._crm.find_order_by_number(number)
+            if order is None:
+                return None
+            self._orders[number] = order
+            while len(self._orders) > _ORDER_CACHE:
+                self._orders.popitem(last=False)
+        self._orders.move_to_end(number)
+        return order
 
     async def _user_list(self) -> Sequence[UserRecord]:
         """All NET Genium users, cached: they are few and change rarely, and a lookup per mail would

@@ -67,6 +67,16 @@ class FileAttachment(_Model):
         return self.content is None
 
 
+class MessageDeltaPage(BaseModel):
+    """One page of message delta as Graph sends it; items stay JSON until they are messages."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    value: list[dict[str, Any]] = Field(default_factory=list)
+    next_link: str | None = Field(default=None, alias="@odata.nextLink")
+    delta_link: str | None = Field(default=None, alias="@odata.deltaLink")
+
+
 class MessageDelta(_Model):
     """One delta round of a folder: changed messages, removed ids, and the link for the next round."""
 
@@ -88,7 +98,7 @@ class DateTimeTimeZone(_Model):
         if "." in text:
             head, _, fraction = text.partition(".")
             digits = "".join(ch for ch in fraction if ch.isdigit())[:6]
-            rest = fraction[len("".join(ch for ch in fraction if ch.isdigit())):]
+            rest = fraction[len("".join(ch for ch in fraction if ch.isdigit())) :]
             text = f"{head}.{digits}{rest}"
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from crm_core.capture_decision import ConversationOrder
+from crm_core.directory import Order
 from crm_core.errors import ServiceRejected, ServiceUnavailable
 from crm_core.mail import GraphMessage
 from crm_core.mail_capture import CaptureBusy, Outcome, ledger_id
@@ -364,6 +365,19 @@ async def test_unknown_order_is_captured_unlinked_with_the_reason(
     assert crm.activities[result.activity_id].activity.order_id is None
     assert "order 99 not found" in result.decision.reasons
     assert await ledger.conversation_order("conv-1") is None
+
+
+async def test_a_found_order_is_remembered_a_missing_one_is_asked_again(
+    capture: Any, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    await capture.capture(CRM, source.add(customer_mail("<a@z>", subject="Order:4"), "g1"))
+    await capture.capture(CRM, source.add(customer_mail("<b@z>", subject="Re: Order:4"), "g2"))
+    await capture.capture(CRM, source.add(customer_mail("<c@z>", subject="Order:77"), "g3"))
+    crm.orders.append(Order(id=770, number=77))  # created in NET Genium meanwhile
+    late = await capture.capture(CRM, source.add(customer_mail("<d@z>", subject="Order:77"), "g4"))
+
+    assert crm.order_queries == [4, 77, 77]
+    assert crm.activities[late.activity_id].activity.order_id == 770
 
 
 async def test_reply_without_an_order_inherits_the_conversations_order(
