@@ -157,58 +157,13 @@ def _netgenium_check(args: argparse.Namespace) -> int:
     return run_check(base_url, api_key, header, schema_map)
 
 
-def _mail_files(paths: Sequence[Path]) -> list[Path]:
-    """The files named, and the files of the folders named, in a stable order."""
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    return files
+def _sandbox(arguments: Sequence[str]) -> int:
+    """Run `python -m sandbox.replay`: the sandbox is a program of its own, outside the product,
+    so the product's command hands over to it instead of importing it."""
+    import subprocess
 
-
-def _sandbox_replay(args: argparse.Namespace) -> int:
-    """Run the whole service locally and put the messages through it; stop everything after."""
-    from sandbox.stack import SandboxError, SandboxStack, load_mail_file
-
-    try:
-        directory = DirectoryFile.model_validate(_read_json(args.directory))
-    except (InputError, ValidationError) as exc:
-        detail = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
-        print(f"crmservice sandbox replay: {args.directory}: not a directory file ({detail})", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    mails: list[tuple[Path, Any]] = []
-    status = EXIT_OK
-    for path in _mail_files(args.messages):
-        if path.suffix.lower() not in (".json", ".eml"):
-            print(f"crmservice sandbox replay: {path}: skipped (not .json or .eml)", file=sys.stderr)
-            status = EXIT_BAD_INPUT
-            continue
-        try:
-            mails.extend((path, mail) for mail in load_mail_file(path))
-        except (OSError, ValueError) as exc:
-            print(f"crmservice sandbox replay: {path}: skipped ({exc})", file=sys.stderr)
-            status = EXIT_BAD_INPUT
-    try:
-        with SandboxStack(directory) as stack:
-            for path, mail in mails:
-                try:
-                    stack.deliver(mail)
-                except SandboxError as exc:
-                    print(f"crmservice sandbox replay: {path}: skipped ({exc})", file=sys.stderr)
-                    status = EXIT_BAD_INPUT
-            stack.settle(timeout=args.timeout)
-            report = stack.report()
-    except SandboxError as exc:
-        print(f"crmservice sandbox replay: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False))
-    else:
-        for activity in report["activities"]:
-            print(f"stored   {activity['message_id']}  {activity['direction']}  activity {activity['activity_id']}")
-        for skipped in report["skipped"]:
-            print(f"skipped  {skipped['message_id']}  {'; '.join(skipped['reasons'])}")
-        print(f"requests: Graph {report['requests']['graph']}, NET Genium {report['requests']['netgenium']}")
-    return status
+    command = [sys.executable, "-m", "sandbox.replay", *arguments]
+    return subprocess.run(command, check=False).returncode  # noqa: S603 - our own module, no shell
 
 
 def _poison(args: argparse.Namespace) -> int:
@@ -265,20 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--schema-map", help="the schema map file (default: NETGENIUM_SCHEMA_MAP or the shipped one)")
     check.set_defaults(run=_netgenium_check)
 
-    sandbox = commands.add_parser("sandbox", help="run the whole service on this machine")
-    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND")
-    replay = sandbox_commands.add_parser(
-        "replay",
-        help="put mails through the local service (Azurite, both emulators, the Functions runner)",
-        description="Starts Azurite, the Graph and NET Genium emulators and the local Functions runner on free "
-        "loopback ports, seeds NET Genium from the directory file, delivers each mail (Graph JSON or .eml) into "
-        "the CRM mailbox, waits until every mail has its outcome, prints the result, and stops everything.",
-    )
-    replay.add_argument("--directory", type=Path, required=True, metavar="DIRECTORY.json")
-    replay.add_argument("--messages", type=Path, nargs="+", required=True, metavar="FILE_OR_DIR")
-    replay.add_argument("--json", action="store_true", help="print one JSON document")
-    replay.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the mails to settle")
-    replay.set_defaults(run=_sandbox_replay)
+    # Listed for --help only: main() hands `crmservice sandbox ...` over before parsing.
+    commands.add_parser("sandbox", help="run the whole service on this machine: `crmservice sandbox replay --help`")
 
     poison = commands.add_parser("poison", help="queue items that failed for good: why, and another try")
     poison_commands = poison.add_subparsers(dest="poison_command", required=True, metavar="COMMAND")
@@ -296,7 +239,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `crmservice` console script."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sandbox"]:
+        return _sandbox(arguments[1:])
+    args = _parser().parse_args(arguments)
     result: int = args.run(args)
     return result
 

@@ -1,0 +1,104 @@
+"""`crmservice sandbox replay` (or `python -m sandbox.replay replay`): mails through the local service.
+
+Starts Azurite, both emulators and the local Functions runner on free loopback ports, seeds NET
+Genium from an `explain` directory file, delivers each mail (Graph JSON or `.eml`) into the CRM
+mailbox so that it travels webhook → queue → capture, waits until every mail has its outcome,
+prints the result, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from crm_core.directory import DirectoryFile
+from sandbox.stack import SandboxError, SandboxStack, load_mail_file
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def mail_files(paths: Sequence[Path]) -> list[Path]:
+    """The files named, and the files of the folders named, in a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+    return files
+
+
+def _warn(text: str) -> None:
+    print(f"crmservice sandbox replay: {text}", file=sys.stderr)
+
+
+def read_mails(paths: Sequence[Path]) -> tuple[list[tuple[Path, Mapping[str, Any] | bytes]], bool]:
+    """Every readable mail, and whether some file had to be skipped (each is named on stderr)."""
+    mails: list[tuple[Path, Mapping[str, Any] | bytes]] = []
+    skipped = False
+    for path in mail_files(paths):
+        if path.suffix.lower() not in (".json", ".eml"):
+            _warn(f"{path}: skipped (not .json or .eml)")
+            skipped = True
+            continue
+        try:
+            mails.extend((path, mail) for mail in load_mail_file(path))
+        except (OSError, ValueError) as exc:
+            _warn(f"{path}: skipped ({exc})")
+            skipped = True
+    return mails, skipped
+
+
+def replay(directory_path: Path, message_paths: Sequence[Path], *, as_json: bool, timeout: float) -> int:
+    try:
+        directory = DirectoryFile.model_validate_json(directory_path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        _warn(f"{directory_path}: not a directory file ({detail})")
+        return EXIT_BAD_INPUT
+    mails, skipped = read_mails(message_paths)
+    try:
+        with SandboxStack(directory) as stack:
+            for path, mail in mails:
+                try:
+                    stack.deliver(mail)
+                except SandboxError as exc:
+                    _warn(f"{path}: skipped ({exc})")
+                    skipped = True
+            stack.settle(timeout=timeout)
+            report = stack.report()
+    except SandboxError as exc:
+        _warn(str(exc))
+        return EXIT_FAILED
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        for activity in report["activities"]:
+            print(f"stored   {activity['message_id']}  {activity['direction']}  activity {activity['activity_id']}")
+        for item in report["skipped"]:
+            print(f"skipped  {item['message_id']}  {'; '.join(item['reasons'])}")
+        print(f"requests: Graph {report['requests']['graph']}, NET Genium {report['requests']['netgenium']}")
+    return EXIT_BAD_INPUT if skipped else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crmservice sandbox", description="the whole service on this machine")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "replay",
+        help="put mails through the local service (Azurite, both emulators, the Functions runner)",
+        description=__doc__.splitlines()[2] if __doc__ else None,
+    )
+    run.add_argument("--directory", type=Path, required=True, metavar="DIRECTORY.json")
+    run.add_argument("--messages", type=Path, nargs="+", required=True, metavar="FILE_OR_DIR")
+    run.add_argument("--json", action="store_true", help="print one JSON document")
+    run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the mails to settle")
+    args = parser.parse_args(argv)
+    return replay(args.directory, args.messages, as_json=args.json, timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
