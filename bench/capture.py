@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -34,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crm_core.directory import Contact, DirectoryFile, Order, User
 from crm_core.storage.ledger import LedgerState
-from crm_core.storage.subscriptions import SubscriptionStore
 from crm_core.storage.tables import LEDGER_TABLE, TableStorage
 from sandbox.stack import SandboxStack
 
@@ -81,18 +81,6 @@ def completed_at(stack: SandboxStack) -> dict[str, datetime]:
     return asyncio.run(read())
 
 
-def subscription(stack: SandboxStack) -> tuple[str, str]:
-    assert stack.azurite is not None
-    connection = stack.azurite.connection_string
-
-    async def read() -> tuple[str, str]:
-        async with TableStorage.from_connection_string(connection) as storage:
-            [record] = [r for r in await SubscriptionStore(storage).all() if r.kind == "mail"]
-            return record.id, record.client_state
-
-    return asyncio.run(read())
-
-
 def wait_written(stack: SandboxStack, ids: set[str], timeout: float) -> dict[str, datetime]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -110,17 +98,8 @@ def counts(stack: SandboxStack) -> dict[str, int]:
 
 def webhook_acks(stack: SandboxStack, graph_ids: list[str]) -> tuple[list[float], list[float]]:
     """Acks for single notifications and for POSTs of 100, against mails already stored."""
-    subscription_id, client_state = subscription(stack)
     url = f"{stack.runners[0].base_url}/api/notifications"
-
-    def note(graph_id: str) -> dict[str, Any]:
-        return {
-            "subscriptionId": subscription_id,
-            "clientState": client_state,
-            "changeType": "created",
-            "resource": f"Users/{CRM}/Messages/{graph_id}",
-            "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "id": graph_id},
-        }
+    note = functools.partial(stack.change_notification, subscription=stack.mail_subscription())
 
     single, batch = [], []
     with httpx.Client(timeout=10) as client:
@@ -182,7 +161,7 @@ def main() -> None:
         burst_counts = counts(stack)
 
         single, batch = webhook_acks(stack, graph_ids)
-        stack.settle(timeout=120)
+        stack.wait_quiet(timeout=120)
 
     print(
         json.dumps(

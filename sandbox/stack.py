@@ -26,6 +26,7 @@ import httpx
 from crm_core.directory import DirectoryFile
 from crm_core.netgenium.schema_map import load_schema_map
 from crm_core.storage.ledger import CaptureLedger, LedgerEntry, LedgerState
+from crm_core.storage.subscriptions import SubscriptionStore
 from crm_core.storage.tables import TableStorage
 from sandbox.azurite import Azurite
 from sandbox.launch import REPO_ROOT, ServerProcess, free_port
@@ -271,33 +272,78 @@ class SandboxStack:
 
         return asyncio.run(read())
 
-    def settle(self, timeout: float = 120.0, quiet: float = 1.5) -> None:
-        """Wait until every delivered mail has its ledger outcome, or the system is quiet for `quiet`
-        seconds (nothing queued, nothing running, no notification pending): a mail that failed for
-        good is in a poison queue by then."""
+    def mail_subscription(self) -> tuple[str, str]:
+        """The id and clientState secret of the app's mail subscription, as the app stored them."""
+        assert self.azurite
+        connection = self.azurite.connection_string
+
+        async def read() -> tuple[str, str]:
+            async with TableStorage.from_connection_string(connection) as storage:
+                [record] = [r for r in await SubscriptionStore(storage).all() if r.kind == "mail"]
+                return record.id, record.client_state
+
+        return asyncio.run(read())
+
+    def change_notification(
+        self, graph_id: str, *, client_state: str | None = None, subscription: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A change notification for a mail of the CRM mailbox, as Graph would POST it (with the
+        real clientState unless another is given, to forge one)."""
+        subscription_id, secret = subscription or self.mail_subscription()
+        return {
+            "subscriptionId": subscription_id,
+            "clientState": secret if client_state is None else client_state,
+            "changeType": "created",
+            "resource": f"Users/{self.mailbox}/Messages/{graph_id}",
+            "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "id": graph_id},
+            "tenantId": "00000000-0000-0000-0000-000000000000",
+        }
+
+    def quiet(self) -> bool:
+        """Nothing queued or running in any runner, and no notification waiting in Graph."""
+        statuses = [self.runner_status(i) for i in range(len(self.runners))]
+        if not all(status.get("idle", False) for status in statuses):
+            return False
+        return not self.graph_admin("GET", "stats").json().get("pendingNotifications", 0)
+
+    def wait_quiet(self, timeout: float = 60.0, quiet: float = 1.5) -> None:
+        """Wait until the system has been quiet for `quiet` seconds: whatever was posted to the app
+        has been handled (for checks that nothing came of it)."""
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            busy = any(not self.runner_status(i).get("idle", False) for i in range(len(self.runners)))
-            pending = self.graph_admin("GET", "stats").json().get("pendingNotifications", 0)
-            if not busy and not pending:
-                entries = {e.message_id: e.state for e in self.ledger_entries()}
-                delivered = set(self.delivered)
-                if all(entries.get(m, LedgerState.CLAIMED) is not LedgerState.CLAIMED for m in delivered):
-                    return
-                # A claimed mail is still being worked on, unless it failed for good (then it is
-                # in a poison queue); a mail with no row at all had its notification lost.
-                claimed = any(entries.get(m) is LedgerState.CLAIMED for m in delivered)
-                poisoned = any(
-                    q.get("poison_message_count", 0) > 0
-                    for i in range(len(self.runners))
-                    for q in self.runner_status(i)["queues"].values()
-                )
+            if self.quiet():
                 quiet_since = quiet_since or time.monotonic()
-                if (not claimed or poisoned) and time.monotonic() - quiet_since >= quiet:
+                if time.monotonic() - quiet_since >= quiet:
                     return
             else:
                 quiet_since = None
+            time.sleep(0.1)
+        raise SandboxError(f"the sandbox did not become quiet within {timeout}s")
+
+    def settle(self, timeout: float = 120.0, *, allow_missing: bool = False, quiet: float = 1.5) -> None:
+        """Wait until every delivered mail has its outcome in the ledger, or failed for good (an item
+        in a poison queue, nothing running). With `allow_missing`, also return once the system has
+        been quiet for `quiet` seconds (nothing queued or running, no notification pending): for a
+        caller that made notifications get lost on purpose."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            states = {e.message_id: e.state for e in self.ledger_entries()}
+            if all(states.get(m, LedgerState.CLAIMED) is not LedgerState.CLAIMED for m in self.delivered):
+                return
+            statuses = [self.runner_status(i) for i in range(len(self.runners))]
+            busy = not all(status.get("idle", False) for status in statuses)
+            pending = self.graph_admin("GET", "stats").json().get("pendingNotifications", 0)
+            if busy or pending:
+                quiet_since = None
+            else:
+                poisoned = any(q.get("poison_message_count", 0) > 0 for st in statuses for q in st["queues"].values())
+                if poisoned:
+                    return
+                quiet_since = quiet_since or time.monotonic()
+                if allow_missing and time.monotonic() - quiet_since >= quiet:
+                    return
             time.sleep(0.1)
         raise SandboxError(f"the sandbox did not settle within {timeout}s")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import uuid
@@ -14,8 +13,6 @@ import httpx
 from crm_core.capture_decision import CaptureRules, decide
 from crm_core.directory import Directory
 from crm_core.mail import GraphMessage
-from crm_core.storage.subscriptions import SubscriptionStore
-from crm_core.storage.tables import TableStorage
 from sandbox.stack import SandboxStack
 from tests.e2e.conftest import CONTACTS, CRM, DIRECTORY, USERS
 from tests.unit.messages import mail
@@ -151,55 +148,35 @@ def test_same_mail_three_times_is_one_activity(stack: SandboxStack) -> None:
     assert len(activities_for(stack, message_id)) == 1
 
 
-def _subscription(stack: SandboxStack) -> tuple[str, str]:
-    assert stack.azurite is not None
-
-    async def read() -> tuple[str, str]:
-        async with TableStorage.from_connection_string(stack.azurite.connection_string) as storage:  # type: ignore[union-attr]
-            [record] = [r for r in await SubscriptionStore(storage).all() if r.kind == "mail"]
-            return record.id, record.client_state
-
-    return asyncio.run(read())
-
-
-def _notification(subscription_id: str, client_state: str, graph_id: str) -> dict[str, Any]:
-    return {
-        "subscriptionId": subscription_id,
-        "clientState": client_state,
-        "changeType": "created",
-        "resource": f"Users/{CRM}/Messages/{graph_id}",
-        "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "id": graph_id},
-        "tenantId": "00000000-0000-0000-0000-000000000000",
-    }
-
-
 def test_every_notification_three_times_is_still_one_activity(stack: SandboxStack) -> None:
     message_id = unique_id("renotified")
     created = stack.deliver(mail(sender=CONTACTS[3].email, to=[USERS[3].email], message_id=message_id))
     stack.settle()
-    subscription_id, client_state = _subscription(stack)
-    note = _notification(subscription_id, client_state, created["id"])
+    note = stack.change_notification(created["id"])
     url = f"{stack.runners[0].base_url}/api/notifications"
+    stack.wait_quiet()
+    before = stack.runner_status()["invocations"]["capture"]["succeeded"]
     for _ in range(3):
         answer = httpx.post(url, json={"value": [note, note]}, timeout=10)
         assert answer.status_code == 202
-    stack.settle()
+    stack.wait_quiet()
+    assert stack.runner_status()["invocations"]["capture"]["succeeded"] == before + 3
     assert len(activities_for(stack, message_id)) == 1
 
 
 def test_forged_notifications_are_not_processed(stack: SandboxStack) -> None:
-    stack.settle()
-    subscription_id, client_state = _subscription(stack)
+    stack.wait_quiet()
+    _, secret = stack.mail_subscription()
     before = stack.runner_status()["invocations"]["capture"]["succeeded"]
     url = f"{stack.runners[0].base_url}/api/notifications"
     forged = [
-        _notification(subscription_id, client_state + "x", "AAMkForged1"),
-        _notification(subscription_id, "", "AAMkForged2"),
-        _notification("11111111-2222-3333-4444-555555555555", client_state, "AAMkForged3"),
+        stack.change_notification("AAMkForged1", client_state=secret + "x"),
+        stack.change_notification("AAMkForged2", client_state=""),
+        {**stack.change_notification("AAMkForged3"), "subscriptionId": "11111111-2222-3333-4444-555555555555"},
     ]
     answer = httpx.post(url, json={"value": forged}, timeout=10)
     assert answer.status_code == 202
-    stack.settle()
+    stack.wait_quiet()
     assert stack.runner_status()["invocations"]["capture"]["succeeded"] == before
     assert stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] == 0
 
