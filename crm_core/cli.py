@@ -166,31 +166,38 @@ def _sandbox(arguments: Sequence[str]) -> int:
     return subprocess.run(command, check=False).returncode  # noqa: S603 - our own module, no shell
 
 
-def _poison(args: argparse.Namespace) -> int:
-    """List or replay a poison queue; the storage connection comes from AzureWebJobsStorage."""
+def _state(args: argparse.Namespace) -> int:
+    """Commands that read the live service's state; the connection comes from AzureWebJobsStorage."""
     import asyncio
 
-    from crm_core.storage.failures import FailureLog
-    from crm_core.storage.queues import list_poison, replay_poison
-    from crm_core.storage.tables import TableStorage
+    from crm_core import operator_queries as queries
 
     connection = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 - the Functions setting's own name
     if not connection:
-        print("crmservice poison: AzureWebJobsStorage must be set (a storage connection string)", file=sys.stderr)
+        print(
+            f"crmservice {args.command}: AzureWebJobsStorage must be set (a storage connection string)", file=sys.stderr
+        )
         return EXIT_BAD_INPUT
-
-    async def run() -> int:
-        async with TableStorage.from_connection_string(connection) as storage:
-            failures = FailureLog(storage)
-            if args.poison_command == "replay":
-                moved = await replay_poison(connection, args.queue, failures)
-                print(json.dumps({"queue": args.queue, "replayed": moved}))
-                return EXIT_OK
-            for item in await list_poison(connection, args.queue, failures, limit=args.limit):
-                print(json.dumps({"item": item.content, "attempts": item.dequeue_count, "reason": item.reason}))
-            return EXIT_OK
-
-    return asyncio.run(run())
+    if args.command == "why":
+        entry = asyncio.run(queries.ledger_entry(connection, args.message_id))
+        if entry is None:
+            print(
+                f"crmservice why: {args.message_id} is not in the ledger (never seen by the service)", file=sys.stderr
+            )
+            return 1
+        print(pretty_json(entry) if args.pretty else json.dumps(entry, ensure_ascii=False))
+        return EXIT_OK
+    if args.command == "correspondents":
+        for row in asyncio.run(queries.unmatched_correspondents(connection, args.limit)):
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    if args.poison_command == "replay":
+        moved = asyncio.run(queries.replay_poison_items(connection, args.queue))
+        print(json.dumps({"queue": args.queue, "replayed": moved}))
+        return EXIT_OK
+    for item in asyncio.run(queries.poison_items(connection, args.queue, args.limit)):
+        print(json.dumps(item, ensure_ascii=False))
+    return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -233,7 +240,23 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--queue", default=CAPTURE_QUEUE, help=f"the queue (default {CAPTURE_QUEUE})")
         if name == "list":
             command.add_argument("--limit", type=int, default=32, help="at most this many items (1..32)")
-        command.set_defaults(run=_poison)
+        command.set_defaults(run=_state)
+
+    why = commands.add_parser(
+        "why",
+        help="why the service stored a mail or not: its ledger record, with the decision's reasons",
+        description="Reads the capture ledger of the live service (AzureWebJobsStorage) for one Internet Message-ID.",
+    )
+    why.add_argument("message_id", metavar="MESSAGE_ID", help="the Internet Message-ID, e.g. '<CAF1@example.com>'")
+    why.add_argument("--pretty", action="store_true", help="a key a line, for reading")
+    why.set_defaults(run=_state)
+
+    correspondents = commands.add_parser(
+        "correspondents",
+        help="who writes to the company without being in the address book (address, count, last seen)",
+    )
+    correspondents.add_argument("--limit", type=int, default=100, help="the most frequent N (default 100)")
+    correspondents.set_defaults(run=_state)
     return parser
 
 
