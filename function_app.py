@@ -7,6 +7,8 @@ start is paid on every scale-out, and the webhook needs none of them.
 """
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -16,23 +18,31 @@ from crm_core.runtime import get_runtime
 from crm_core.settings import load_settings
 from crm_core.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE
 
+if TYPE_CHECKING:
+    from crm_core.notification_intake import Intake
+
 settings = load_settings()
 STORAGE = "AzureWebJobsStorage"
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
-def _rejected(exc: NotificationRejected) -> func.HttpResponse:
-    body = json.dumps({"error": {"code": "badNotification", "message": exc.reason}})
-    return func.HttpResponse(body, status_code=exc.status, mimetype="application/json")
-
-
-def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
-    """Graph's subscription handshake: the token back, unchanged, as text/plain."""
-    request = ValidationRequest.from_params(req.params)
-    if request is None:
-        return None
-    return func.HttpResponse(request.response_body(), status_code=200, mimetype="text/plain")
+async def _webhook(
+    req: func.HttpRequest, tasks: func.Out[list[str]], accept: "Callable[[bytes], Awaitable[Intake]]"
+) -> func.HttpResponse:
+    """Graph's handshake (the token back, unchanged, as text/plain), or the POST's notifications
+    checked and queued, answered 202; a body that is no notification is a 4xx."""
+    try:
+        validation = ValidationRequest.from_params(req.params)
+        if validation is not None:
+            return func.HttpResponse(validation.response_body(), status_code=200, mimetype="text/plain")
+        intake = await accept(req.get_body())
+    except NotificationRejected as exc:
+        body = json.dumps({"error": {"code": "badNotification", "message": exc.reason}})
+        return func.HttpResponse(body, status_code=exc.status, mimetype="application/json")
+    if intake.tasks:
+        tasks.set(intake.tasks)
+    return func.HttpResponse(status_code=202)
 
 
 @app.function_name("health")
@@ -47,16 +57,7 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_output(arg_name="tasks", queue_name=CAPTURE_QUEUE, connection=STORAGE)
 async def notifications(req: func.HttpRequest, tasks: func.Out[list[str]]) -> func.HttpResponse:
     """Graph change notifications: checked and queued, answered 202 within milliseconds."""
-    try:
-        answer = _validation(req)
-        if answer is not None:
-            return answer
-        intake = await get_runtime(settings).accept_notifications(req.get_body())
-    except NotificationRejected as exc:
-        return _rejected(exc)
-    if intake.tasks:
-        tasks.set(intake.tasks)
-    return func.HttpResponse(status_code=202)
+    return await _webhook(req, tasks, get_runtime(settings).accept_notifications)
 
 
 @app.function_name("lifecycle")
@@ -64,16 +65,7 @@ async def notifications(req: func.HttpRequest, tasks: func.Out[list[str]]) -> fu
 @app.queue_output(arg_name="tasks", queue_name=LIFECYCLE_QUEUE, connection=STORAGE)
 async def lifecycle(req: func.HttpRequest, tasks: func.Out[list[str]]) -> func.HttpResponse:
     """Graph lifecycle notifications (reauthorizationRequired, subscriptionRemoved, missed): queued."""
-    try:
-        answer = _validation(req)
-        if answer is not None:
-            return answer
-        intake = await get_runtime(settings).accept_lifecycle(req.get_body())
-    except NotificationRejected as exc:
-        return _rejected(exc)
-    if intake.tasks:
-        tasks.set(intake.tasks)
-    return func.HttpResponse(status_code=202)
+    return await _webhook(req, tasks, get_runtime(settings).accept_lifecycle)
 
 
 @app.function_name("capture")
