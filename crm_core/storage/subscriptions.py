@@ -8,6 +8,7 @@ webhook reads this on its hot path, so lookups are cached in the process for a s
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,13 +33,26 @@ class SubscriptionRecord:
     created_at: datetime
 
 
+_CACHE_ENTRIES = 256
+
+
 class SubscriptionStore:
-    """Subscription rows, with a short in-process cache for the webhook."""
+    """Subscription rows, with a short in-process cache for the webhook.
+
+    Only subscriptions that exist are cached, and only a few: the webhook is reachable from the
+    internet, and a flood of made-up subscription ids must neither fill memory nor be remembered.
+    """
 
     def __init__(self, storage: TableStorage, *, cache_seconds: float = 60.0) -> None:
         self._storage = storage
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, SubscriptionRecord | None]] = {}
+        self._cache: OrderedDict[str, tuple[float, SubscriptionRecord]] = OrderedDict()
+
+    def _remember(self, record: SubscriptionRecord) -> None:
+        self._cache[record.id] = (time.monotonic(), record)
+        self._cache.move_to_end(record.id)
+        while len(self._cache) > _CACHE_ENTRIES:
+            self._cache.popitem(last=False)
 
     async def save(self, record: SubscriptionRecord) -> None:
         table = await self._storage.table(SUBSCRIPTIONS_TABLE)
@@ -56,7 +70,7 @@ class SubscriptionStore:
             await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         except AzureError as exc:
             raise storage_error(exc, "saving a subscription") from exc
-        self._cache[record.id] = (time.monotonic(), record)
+        self._remember(record)
 
     async def get(self, subscription_id: str) -> SubscriptionRecord | None:
         cached = self._cache.get(subscription_id)
@@ -66,12 +80,12 @@ class SubscriptionStore:
             return None  # not a key Graph would give, and not one Table storage accepts
         table = await self._storage.table(SUBSCRIPTIONS_TABLE)
         try:
-            record: SubscriptionRecord | None = _record(clean(await table.get_entity(_PARTITION, subscription_id)))
+            record = _record(clean(await table.get_entity(_PARTITION, subscription_id)))
         except ResourceNotFoundError:
-            record = None
+            return None
         except AzureError as exc:
             raise storage_error(exc, "reading a subscription") from exc
-        self._cache[subscription_id] = (time.monotonic(), record)
+        self._remember(record)
         return record
 
     async def all(self) -> list[SubscriptionRecord]:

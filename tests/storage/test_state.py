@@ -142,3 +142,17 @@ async def test_poison_items_show_their_reason_and_replay(storage: TableStorage, 
     async with QueueClient.from_connection_string(azurite.connection_string, queue) as target:
         assert [m.content async for m in target.receive_messages()] == ['{"item": 1}']
     assert await failures.get(queue, '{"item": 1}') is None
+
+
+async def test_subscription_cache_keeps_no_unknown_ids_and_stays_small(storage: TableStorage) -> None:
+    webhook = SubscriptionStore(storage)  # the webhook's store, with its cache
+    upkeep = SubscriptionStore(storage)  # another process's
+    for n in range(300):
+        assert await webhook.get(f"made-up-{n}") is None
+    now = datetime.now(UTC).replace(microsecond=0)
+    record = SubscriptionRecord(
+        id="made-up-7", resource="r", kind="mail", mailbox="m", client_state="s", expires_at=now, created_at=now
+    )
+    await upkeep.save(record)
+    assert await webhook.get("made-up-7") == record  # asked before, found now: no "unknown" was kept
+    assert len(webhook._cache) <= 256  # noqa: SLF001 - the bound is the point
