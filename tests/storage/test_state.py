@@ -155,4 +155,4 @@ async def test_subscription_cache_keeps_no_unknown_ids_and_stays_small(storage: 
     )
     await upkeep.save(record)
     assert await webhook.get("made-up-7") == record  # asked before, found now: no "unknown" was kept
-    assert len(webhook._cache) <= 256  # noqa: SLF001 - the bound is the point
+    assert len(webhook._cache) <= 256
