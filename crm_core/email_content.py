@@ -10,6 +10,7 @@ with a note saying so, never by a failed write.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -84,9 +85,16 @@ def _timestamp(value: str | None) -> datetime | None:
 
 
 def email_content(
-    message: GraphMessage, *, direction: str | None, max_body_chars: int = DEFAULT_MAX_BODY_CHARS
+    message: GraphMessage,
+    *,
+    direction: str | None,
+    max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
+    notes: Sequence[str] = (),
 ) -> EmailContent:
     """Subject, text body and sanitized HTML body of a mail, cut to the limit with a note.
+
+    `notes` are the service's own remarks (an attachment it did not store, say), added after the
+    body in both forms, so that a reader of the activity knows what is missing and why.
 
     The activity's date is when the mail was sent for outgoing mail and when it was received for
     incoming mail, as a salesperson reads a mail history.
@@ -100,8 +108,9 @@ def email_content(
     else:
         body_text = content.replace("\r\n", "\n")
         body_html = "<pre>" + html.escape(body_text) + "</pre>"
-    if cut:
-        note = CUT_NOTE.format(limit=max_body_chars)
+    remarks = [CUT_NOTE.format(limit=max_body_chars)] if cut else []
+    remarks += list(notes)
+    for note in remarks:
         body_text = f"{body_text}\n\n{note}"
         body_html = f"{body_html}<p><em>{html.escape(note)}</em></p>"
     first, second = (

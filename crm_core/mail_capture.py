@@ -188,7 +188,14 @@ class MailCapture:
                 log.info("capture: found written", extra={"message_id": key, "activity_id": existing})
                 return CaptureResult(key, Outcome.FOUND, existing, decision)
 
-        content = email_content(message, direction=decision.direction, max_body_chars=self._options.max_body_chars)
+        attachments, too_large = await self._attachments(mailbox, message)
+        notes = [
+            f"[CRMService: attachment {name} was not stored: over {self._options.max_attachment_bytes} bytes]"
+            for name in too_large
+        ]
+        content = email_content(
+            message, direction=decision.direction, max_body_chars=self._options.max_body_chars, notes=notes
+        )
         activity = EmailActivity(
             subject=content.subject,
             body_text=content.body_text,
@@ -202,7 +209,6 @@ class MailCapture:
             user_id=decision.user_ids[0] if decision.user_ids else None,
             order_id=decision.order_id,
         )
-        attachments = await self._attachments(mailbox, message)
         activity_id = await self._crm.create_email_activity(activity, attachments)
         await self._finish(claim.entry, message, decision, activity_id)
         log.info(
@@ -267,15 +273,19 @@ class MailCapture:
                 self._users_at = time.monotonic()
         return self._users
 
-    async def _attachments(self, mailbox: str, message: GraphMessage) -> list[Attachment]:
+    async def _attachments(self, mailbox: str, message: GraphMessage) -> tuple[list[Attachment], list[str]]:
+        """The files to store, and the names of those over the size limit (the activity says so)."""
         if not message.has_attachments or not message.id:
-            return []
+            return [], []
         files = await self._mail.list_file_attachments(
             mailbox, message.id, max_bytes=self._options.max_attachment_bytes
         )
-        out = []
+        out, too_large = [], []
         for file in files:
-            if file.content is None or (file.is_inline and not self._options.include_inline_attachments):
+            if file.is_inline and not self._options.include_inline_attachments:
+                continue
+            if file.content is None:
+                too_large.append(file.name)
                 continue
             out.append(Attachment(filename=file.name, content=file.content, content_type=file.content_type))
-        return out
+        return out, too_large

@@ -438,6 +438,11 @@ async def test_attachments_inline_and_oversized_ones_are_left_out(
         ("terms.txt", b"terms", None),
     ]
     assert source.calls["list_file_attachments"] == 1
+    # The reader of the activity learns what is missing; an inline logo is no loss worth a note.
+    activity = crm.activities[result.activity_id].activity
+    assert "attachment scan.tiff was not stored: over 1000 bytes" in activity.body_text
+    assert "attachment scan.tiff was not stored" in activity.body_html
+    assert "logo.png" not in activity.body_text
 
 
 async def test_inline_attachments_are_kept_when_configured(
