@@ -1,6 +1,7 @@
 """What the NET Genium adapter hands to the core and takes from it, and the API's own payloads.
 
-The domain models (NgUser, NgContact, NgOrder, EmailActivity, CalendarActivity) are what the use
+The records it reads (NgUser, NgContact, NgOrder) and the activities it writes (EmailActivity,
+CalendarActivity, Attachment: core types of `crm_core.activities`, named here too) are what the use
 cases see; they never carry table or column names, which belong to the schema map. The API models
 (RecordsPage, Created, TableInfo, ...) check that an answer is what the contract promises before
 any value of it is used.
@@ -8,12 +9,15 @@ any value of it is used.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-Direction = Literal["incoming", "outgoing"]
+# The core's activity types, named here too because this adapter writes them.
+from crm_core.activities import Attachment as Attachment
+from crm_core.activities import CalendarActivity as CalendarActivity
+from crm_core.activities import Direction as Direction
+from crm_core.activities import EmailActivity as EmailActivity
 
 
 class NgUser(BaseModel):
@@ -43,51 +47,6 @@ class NgOrder(BaseModel):
 
     id: int
     number: int
-
-
-class EmailActivity(BaseModel):
-    """A captured e-mail as it becomes an activity; `body_html` is already sanitized by the caller."""
-
-    model_config = ConfigDict(frozen=True)
-
-    subject: str = ""
-    body_text: str = ""
-    body_html: str = ""
-    direction: Direction
-    date: datetime
-    message_id: str = Field(min_length=1)
-    conversation_id: str | None = None
-    contact_id: int | None = None
-    company_id: int | None = None
-    user_id: int | None = None
-    order_id: int | None = None
-
-
-class Attachment(BaseModel):
-    """A file of a captured e-mail."""
-
-    model_config = ConfigDict(frozen=True)
-
-    filename: str
-    content: bytes
-    content_type: str | None = None
-
-
-class CalendarActivity(BaseModel):
-    """A calendar activity; `id` is None until it exists in NET Genium, `modified` is read-only."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int | None = None
-    subject: str = ""
-    start: datetime
-    end: datetime
-    all_day: bool = False
-    location: str = ""
-    body: str = ""
-    user_id: int | None = None
-    event_id: str | None = None
-    modified: datetime | None = None
 
 
 # The record API's payloads (see openapi.yaml).

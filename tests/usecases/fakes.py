@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_core.activities import Attachment, EmailActivity
 from crm_core.addresses import normalize_address
 from crm_core.capture_decision import ConversationOrder, Decision
 from crm_core.directory import Contact, Order, User
 from crm_core.graph.errors import FullResyncNeeded, GraphNotFound
 from crm_core.graph.models import FileAttachment, MessageDelta, SubscriptionInfo
 from crm_core.mail import GraphMessage
-from crm_core.netgenium.models import Attachment, EmailActivity
 from crm_core.storage.ledger import DEFAULT_LEASE, Claim, ClaimOutcome, LedgerEntry, LedgerState
 from crm_core.storage.subscriptions import SubscriptionRecord
 from tests.unit.messages import BOTH, JANA, MALA, NOVAK, PETR

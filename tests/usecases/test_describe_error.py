@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from crm_core.activities import EmailActivity
 from crm_core.errors import ServiceUnavailable
 from crm_core.mail import GraphMessage
-from crm_core.netgenium.models import EmailActivity
 from crm_core.runtime import describe_error
 from crm_core.tasks import CaptureTask, LifecycleTask
 
