@@ -27,7 +27,7 @@ from crm_core.directory import ContactRecord, Directory, OrderRecord, UserRecord
 from crm_core.email_content import DEFAULT_MAX_BODY_CHARS, email_content
 from crm_core.errors import ServiceUnavailable
 from crm_core.mail import GraphMessage
-from crm_core.storage.ledger import ClaimOutcome, LedgerEntry
+from crm_core.state import Claim, ClaimOutcome, LedgerEntry
 
 log = logging.getLogger("crm_core.capture")
 
@@ -65,13 +65,6 @@ class ActivityStore(Protocol):
     async def find_order_by_number(self, number: int) -> OrderRecord | None: ...
     async def find_activity_by_message_id(self, message_id: str) -> int | None: ...
     async def create_email_activity(self, activity: EmailActivity, attachments: Sequence[Attachment] = ()) -> int: ...
-
-
-class Claim(Protocol):
-    @property
-    def outcome(self) -> ClaimOutcome: ...
-    @property
-    def entry(self) -> LedgerEntry: ...
 
 
 class Ledger(Protocol):

@@ -17,7 +17,7 @@ from crm_core.graph.notifications import (
     parse_change_notifications,
     parse_lifecycle_notifications,
 )
-from crm_core.storage.subscriptions import SubscriptionRecord
+from crm_core.state import SubscriptionRecord
 from crm_core.tasks import MAX_ITEMS_PER_TASK, CaptureTask, LifecycleTask
 
 log = logging.getLogger("crm_core.webhook")

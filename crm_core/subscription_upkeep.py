@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from crm_core.errors import ServiceRejected
-from crm_core.storage.subscriptions import SubscriptionRecord
+from crm_core.state import SubscriptionRecord
 from crm_core.tasks import LifecycleTask
 
 log = logging.getLogger("crm_core.subscriptions")

@@ -11,9 +11,7 @@ before writing, because the dead worker may have written it just before dying.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from azure.core import MatchConditions
@@ -21,6 +19,10 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModif
 from azure.data.tables import UpdateMode
 
 from crm_core.capture_decision import ConversationOrder, Decision
+from crm_core.state import Claim as Claim
+from crm_core.state import ClaimOutcome as ClaimOutcome
+from crm_core.state import LedgerEntry as LedgerEntry
+from crm_core.state import LedgerState as LedgerState
 from crm_core.storage.tables import (
     CONVERSATIONS_TABLE,
     LEDGER_TABLE,
@@ -31,46 +33,6 @@ from crm_core.storage.tables import (
 )
 
 DEFAULT_LEASE = timedelta(seconds=90)
-
-
-class LedgerState(StrEnum):
-    CLAIMED = "claimed"
-    WRITTEN = "written"
-    SKIPPED = "skipped"
-
-
-class ClaimOutcome(StrEnum):
-    """What a worker may do with a mail after trying to claim it."""
-
-    NEW = "new"  # ours; nobody touched it before
-    TAKEN_OVER = "taken_over"  # ours, from a worker that died: look NET Genium up before writing
-    DONE = "done"  # written or skipped already: nothing to do
-    BUSY = "busy"  # another worker holds a live claim: try again later
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One mail's row, as the ledger holds it."""
-
-    message_id: str
-    state: LedgerState
-    claimed_by: str
-    claimed_at: datetime
-    attempts: int
-    activity_id: int | None = None
-    direction: str | None = None
-    reasons: tuple[str, ...] = ()
-    conversation_id: str | None = None
-    order_id: int | None = None
-    contact_ids: tuple[int, ...] = ()
-    user_ids: tuple[int, ...] = ()
-    etag: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    outcome: ClaimOutcome
-    entry: LedgerEntry
 
 
 def _entry(entity: Any) -> LedgerEntry:

@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from crm_core.state import SubscriptionRecord as SubscriptionRecord
 from crm_core.storage.tables import SUBSCRIPTIONS_TABLE, TableStorage, clean, storage_error
 
 _PARTITION = "subscription"
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionRecord:
-    """What we keep of a subscription: what it watches, its secret, until when it lives."""
-
-    id: str
-    resource: str
-    kind: str  # "mail" (the CRM mailbox) or "events" (a synced user's calendar)
-    mailbox: str  # the user whose mail or calendar it watches, as Graph paths name it
-    client_state: str
-    expires_at: datetime
-    created_at: datetime
 
 
 _CACHE_ENTRIES = 256
