@@ -226,7 +226,11 @@ def test_always_failing_mail_ends_in_poison_with_its_reason_and_replays(fast_ret
     stack.netgenium_faults(error_rate=1.0, operations=["insert"], retry_after="0")
     data = customer_mail(4, "poison")
     stack.deliver(data)
-    wait_until(lambda: stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] >= 1, timeout=120)
+    wait_until(
+        lambda: stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] >= 1,
+        timeout=240,
+        message=lambda: f"{stack.runner_status()} {stack.runners[0].log_tail(3000)}",
+    )
     listed = crmservice(stack, "poison", "list")
     assert listed.returncode == 0, listed.stderr
     [item] = [json.loads(line) for line in listed.stdout.splitlines()]
