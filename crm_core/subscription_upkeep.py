@@ -129,8 +129,9 @@ class SubscriptionUpkeep:
         if not mail:
             created = await self._create(now)
             report.created.append(created.id)
-            if report.dropped:
-                await self._reconcile()  # mail may have arrived while no subscription was live
+            # Mail that arrived while no subscription was live, or after Graph created this one but
+            # before its record was saved (the webhook drops notifications of ids it does not know).
+            await self._reconcile()
         for extra in sorted(mail, key=lambda r: r.expires_at)[:-1]:
             # Two processes created one each: keep the longest-lived, so Graph notifies once.
             await self._graph.delete_subscription(extra.id)

@@ -178,13 +178,26 @@ class SandboxStack:
             self.netgenium_faults(latency_ms=self.netgenium_latency_ms)
 
     def _wait_for_subscription(self, timeout: float = 30.0) -> None:
+        """Until Graph has a live subscription and the app has saved it (before that, the webhook
+        does not know its id yet, and the start-up reconciliation is still to run)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(s.get("active") for s in self.graph_subscriptions()):
+            active = {s["id"] for s in self.graph_subscriptions() if s.get("active")}
+            if active and self._saved_subscription_ids() & active and self.quiet():
                 return
             time.sleep(0.1)
         tail = self.runners[0].log_tail() if self.runners else ""
         raise SandboxError(f"the app did not subscribe to the CRM mailbox within {timeout}s: {tail[-1500:]}")
+
+    def _saved_subscription_ids(self) -> set[str]:
+        assert self.azurite
+        connection = self.azurite.connection_string
+
+        async def read() -> set[str]:
+            async with TableStorage.from_connection_string(connection) as storage:
+                return {r.id for r in await SubscriptionStore(storage).all() if r.kind == "mail"}
+
+        return asyncio.run(read())
 
     # ---- the emulators' admin APIs -------------------------------------------------------------
 
@@ -279,8 +292,10 @@ class SandboxStack:
 
         async def read() -> tuple[str, str]:
             async with TableStorage.from_connection_string(connection) as storage:
-                [record] = [r for r in await SubscriptionStore(storage).all() if r.kind == "mail"]
-                return record.id, record.client_state
+                records = [r for r in await SubscriptionStore(storage).all() if r.kind == "mail"]
+            if len(records) != 1:
+                raise SandboxError(f"expected one mail subscription, the app has {len(records)}")
+            return records[0].id, records[0].client_state
 
         return asyncio.run(read())
 

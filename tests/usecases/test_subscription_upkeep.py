@@ -88,7 +88,7 @@ async def test_a_missing_subscription_is_created_with_a_fresh_secret(
     assert (record.kind, record.mailbox, record.resource) == ("mail", CRM, live.resource)
     assert record.client_state == live.client_state and len(record.client_state) >= 32
     assert (record.expires_at, record.created_at) == (T0 + LIFETIME, T0)
-    assert reconcile.runs == 0  # nothing was ever missing
+    assert reconcile.runs == 1  # what arrived before the record was saved is picked up
 
 
 async def test_every_subscription_gets_its_own_secret(
@@ -123,6 +123,7 @@ async def test_a_subscription_past_half_its_life_is_renewed(
     reconcile: Reconciler,
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     later = clock.now = T0 + LIFETIME / 2 + timedelta(minutes=1)
 
     report = await upkeep.run(now=later)
@@ -146,6 +147,7 @@ async def test_a_renewal_graph_refuses_is_replaced_and_reconciled(
     reconcile: Reconciler,
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     del graph.live[record.id]  # Graph removed it without telling us
     later = clock.now = T0 + LIFETIME * 0.75
 
@@ -166,6 +168,7 @@ async def test_an_expired_subscription_is_dropped_recreated_and_reconciled(
     reconcile: Reconciler,
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     graph.calls.clear()
     later = clock.now = T0 + LIFETIME + timedelta(hours=1)  # the timer did not run for days
 
@@ -206,6 +209,7 @@ async def test_reauthorization_required_reauthorizes_and_renews(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     graph.calls.clear()
     before = datetime.now(UTC)
 
@@ -221,6 +225,7 @@ async def test_refused_reauthorization_replaces_the_subscription(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     graph.refuse_reauthorize = True
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="reauthorizationRequired"))
@@ -235,6 +240,7 @@ async def test_refused_renewal_after_reauthorization_leaves_a_live_subscription(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     graph.refuse_renewal = True  # reauthorized, then removed before the renewal
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="reauthorizationRequired"))
@@ -248,6 +254,7 @@ async def test_subscription_removed_is_recreated_and_reconciled(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     del graph.live[record.id]  # Graph removed it, and says so
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="subscriptionRemoved"))
@@ -263,6 +270,7 @@ async def test_missed_reconciles_without_touching_the_subscription(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     graph.calls.clear()
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="missed"))
@@ -281,6 +289,7 @@ async def test_lifecycle_for_an_unknown_subscription_does_nothing(
     event: str,
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     graph.calls.clear()
 
     await upkeep.handle(LifecycleTask(subscription_id="not-ours", event=event))  # type: ignore[arg-type]
@@ -294,6 +303,7 @@ async def test_a_subscription_graph_dropped_silently_is_recreated_and_reconciled
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
     record = await subscribed(upkeep, records)
+    reconcile.runs = 0  # the first creation reconciles; count what this test causes
     del graph.live[record.id]  # gone in Graph, and no lifecycle notification reached us
 
     report = await upkeep.run(now=T0 + timedelta(minutes=5))
