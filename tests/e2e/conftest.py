@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +33,15 @@ DIRECTORY = DirectoryFile(
 def stack() -> Iterator[SandboxStack]:
     with SandboxStack(DIRECTORY) as running:
         yield running
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def crmservice(stack: SandboxStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The console script, as an operator runs it against this sandbox's storage."""
+    assert stack.azurite is not None
+    script = Path(sys.executable).parent / "crmservice"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
+    env = {**os.environ, "AzureWebJobsStorage": stack.azurite.connection_string}
+    return subprocess.run([*command, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False)

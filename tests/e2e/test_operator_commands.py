@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from sandbox.stack import SandboxStack
-from tests.e2e.conftest import CONTACTS, CRM, USERS
+from tests.e2e.conftest import CONTACTS, CRM, USERS, crmservice
 from tests.unit.messages import mail
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def crmservice(stack: SandboxStack, *args: str) -> subprocess.CompletedProcess[str]:
-    assert stack.azurite is not None
-    script = Path(sys.executable).parent / "crmservice"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
-    env = {**os.environ, "AzureWebJobsStorage": stack.azurite.connection_string}
-    return subprocess.run([*command, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
 def test_why_answers_from_the_ledger_and_correspondents_count_strangers(stack: SandboxStack) -> None:

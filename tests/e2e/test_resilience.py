@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +17,7 @@ from crm_core.storage.ledger import CaptureLedger, LedgerState, ledger_key
 from crm_core.storage.subscriptions import SubscriptionStore
 from crm_core.storage.tables import LEDGER_TABLE, TableStorage
 from sandbox.stack import SandboxStack
-from tests.e2e.conftest import CONTACTS, DIRECTORY, USERS
+from tests.e2e.conftest import CONTACTS, DIRECTORY, USERS, crmservice
 from tests.unit.messages import mail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,14 +208,6 @@ def fast_retry_stack() -> Iterator[SandboxStack]:
     }
     with SandboxStack(DIRECTORY, app_settings=settings) as running:
         yield running
-
-
-def crmservice(stack: SandboxStack, *args: str) -> subprocess.CompletedProcess[str]:
-    assert stack.azurite is not None
-    script = Path(sys.executable).parent / "crmservice"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
-    env = {**os.environ, "AzureWebJobsStorage": stack.azurite.connection_string}
-    return subprocess.run([*command, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
 def test_always_failing_mail_ends_in_poison_with_its_reason_and_replays(fast_retry_stack: SandboxStack) -> None:

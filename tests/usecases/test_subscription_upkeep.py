@@ -67,11 +67,16 @@ def upkeep(graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconci
     )
 
 
-async def subscribed(upkeep: SubscriptionUpkeep, records: FakeSubscriptionRecords) -> SubscriptionRecord:
+async def subscribed(
+    upkeep: SubscriptionUpkeep, records: FakeSubscriptionRecords, reconcile: Reconciler | None = None
+) -> SubscriptionRecord:
+    """The first upkeep run's subscription; with `reconcile`, its count starts again from zero
+    (the first creation reconciles), so a test counts only what it causes."""
     report = await upkeep.run(now=T0)
     (sub_id,) = report.created
-    record = records.rows[sub_id]
-    return record
+    if reconcile is not None:
+        reconcile.runs = 0
+    return records.rows[sub_id]
 
 
 async def test_a_missing_subscription_is_created_with_a_fresh_secret(
@@ -122,8 +127,7 @@ async def test_a_subscription_past_half_its_life_is_renewed(
     clock: Clock,
     reconcile: Reconciler,
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     later = clock.now = T0 + LIFETIME / 2 + timedelta(minutes=1)
 
     report = await upkeep.run(now=later)
@@ -146,8 +150,7 @@ async def test_a_renewal_graph_refuses_is_replaced_and_reconciled(
     clock: Clock,
     reconcile: Reconciler,
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     del graph.live[record.id]  # Graph removed it without telling us
     later = clock.now = T0 + LIFETIME * 0.75
 
@@ -167,8 +170,7 @@ async def test_an_expired_subscription_is_dropped_recreated_and_reconciled(
     clock: Clock,
     reconcile: Reconciler,
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     graph.calls.clear()
     later = clock.now = T0 + LIFETIME + timedelta(hours=1)  # the timer did not run for days
 
@@ -208,8 +210,7 @@ async def test_another_mailboxs_subscription_does_not_count_as_ours(
 async def test_reauthorization_required_reauthorizes_and_renews(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     graph.calls.clear()
     before = datetime.now(UTC)
 
@@ -224,8 +225,7 @@ async def test_reauthorization_required_reauthorizes_and_renews(
 async def test_refused_reauthorization_replaces_the_subscription(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     graph.refuse_reauthorize = True
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="reauthorizationRequired"))
@@ -239,8 +239,7 @@ async def test_refused_reauthorization_replaces_the_subscription(
 async def test_refused_renewal_after_reauthorization_leaves_a_live_subscription(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     graph.refuse_renewal = True  # reauthorized, then removed before the renewal
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="reauthorizationRequired"))
@@ -253,8 +252,7 @@ async def test_refused_renewal_after_reauthorization_leaves_a_live_subscription(
 async def test_subscription_removed_is_recreated_and_reconciled(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     del graph.live[record.id]  # Graph removed it, and says so
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="subscriptionRemoved"))
@@ -269,8 +267,7 @@ async def test_subscription_removed_is_recreated_and_reconciled(
 async def test_missed_reconciles_without_touching_the_subscription(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     graph.calls.clear()
 
     await upkeep.handle(LifecycleTask(subscription_id=record.id, event="missed"))
@@ -288,8 +285,7 @@ async def test_lifecycle_for_an_unknown_subscription_does_nothing(
     reconcile: Reconciler,
     event: str,
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     graph.calls.clear()
 
     await upkeep.handle(LifecycleTask(subscription_id="not-ours", event=event))  # type: ignore[arg-type]
@@ -302,8 +298,7 @@ async def test_lifecycle_for_an_unknown_subscription_does_nothing(
 async def test_a_subscription_graph_dropped_silently_is_recreated_and_reconciled(
     upkeep: SubscriptionUpkeep, graph: FakeSubscriptionApi, records: FakeSubscriptionRecords, reconcile: Reconciler
 ) -> None:
-    record = await subscribed(upkeep, records)
-    reconcile.runs = 0  # the first creation reconciles; count what this test causes
+    record = await subscribed(upkeep, records, reconcile)
     del graph.live[record.id]  # gone in Graph, and no lifecycle notification reached us
 
     report = await upkeep.run(now=T0 + timedelta(minutes=5))
