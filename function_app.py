@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from crm_core import health
-from crm_core.graph.notifications import NotificationRejected, ValidationRequest
+from crm_core.domain.notifications import NotificationRejected, ValidationRequest
+from crm_core.domain.settings import load_settings
+from crm_core.domain.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE
 from crm_core.runtime import get_runtime
-from crm_core.settings import load_settings
-from crm_core.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE
+from crm_core.usecases import health
 
 if TYPE_CHECKING:
-    from crm_core.notification_intake import Intake
+    from crm_core.usecases.notification_intake import Intake
 
 settings = load_settings()
 STORAGE = "AzureWebJobsStorage"

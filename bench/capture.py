@@ -33,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crm_core.directory import Contact, DirectoryFile, Order, User
+from crm_core.domain.directory import Contact, DirectoryFile, Order, User
 from crm_core.storage.ledger import LedgerState
 from crm_core.storage.tables import LEDGER_TABLE, TableStorage
 from sandbox.stack import SandboxStack

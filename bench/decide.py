@@ -18,9 +18,9 @@ import time
 import tracemalloc
 from typing import Any
 
-from crm_core.capture_decision import CaptureRules, decide
-from crm_core.directory import Contact, Directory, Order, User
-from crm_core.mail import GraphMessage
+from crm_core.domain.capture_decision import CaptureRules, decide
+from crm_core.domain.directory import Contact, Directory, Order, User
+from crm_core.domain.mail import GraphMessage
 
 USERS, CONTACTS, ORDERS = 2_000, 100_000, 5_000
 CRM = "crm@firma.example"

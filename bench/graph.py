@@ -18,8 +18,8 @@ import time
 
 import httpx
 
+from crm_core.domain.settings import Settings
 from crm_core.graph.client import GraphOptions, create_graph_adapter
-from crm_core.settings import Settings
 from sandbox.launch import ServerProcess
 
 TOKEN = "bench-token"

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crm_core.capture_decision import CaptureRules, Decision, decide
-from crm_core.directory import Directory, DirectoryFile
-from crm_core.mail import GraphMessage
-from crm_core.tasks import CAPTURE_QUEUE
+from crm_core.domain.capture_decision import CaptureRules, Decision, decide
+from crm_core.domain.directory import Directory, DirectoryFile
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.tasks import CAPTURE_QUEUE
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -170,7 +170,7 @@ def _state(args: argparse.Namespace) -> int:
     """Commands that read the live service's state; the connection comes from AzureWebJobsStorage."""
     import asyncio
 
-    from crm_core import operator_queries as queries
+    from crm_core.usecases import operator_queries as queries
 
     connection = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 - the Functions setting's own name
     if not connection:

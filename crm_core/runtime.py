@@ -16,22 +16,22 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from crm_core.settings import Settings
-from crm_core.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE, CaptureTask, LifecycleTask
+from crm_core.domain.settings import Settings
+from crm_core.domain.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE, CaptureTask, LifecycleTask
 
 # Only types at import time: each adapter is imported when it is first built, so that importing
 # function_app stays cheap (cold start) and the webhook never loads the NET Genium or Graph SDKs.
 if TYPE_CHECKING:
     from crm_core.graph.client import GraphAdapter
-    from crm_core.mail_capture import MailCapture
-    from crm_core.mailbox_sync import MailboxSync, SyncReport
     from crm_core.netgenium.client import NetGeniumClient
-    from crm_core.notification_intake import Intake
     from crm_core.storage.failures import FailureLog
     from crm_core.storage.ledger import CaptureLedger
     from crm_core.storage.subscriptions import SubscriptionStore
     from crm_core.storage.tables import TableStorage
-    from crm_core.subscription_upkeep import SubscriptionUpkeep, UpkeepReport
+    from crm_core.usecases.mail_capture import MailCapture
+    from crm_core.usecases.mailbox_sync import MailboxSync, SyncReport
+    from crm_core.usecases.notification_intake import Intake
+    from crm_core.usecases.subscription_upkeep import SubscriptionUpkeep, UpkeepReport
 
 log = logging.getLogger("crm_core.runtime")
 
@@ -92,9 +92,9 @@ class Runtime:
 
     @cached_property
     def capture(self) -> MailCapture:
-        from crm_core.capture_decision import CaptureRules
-        from crm_core.mail_capture import CaptureOptions, MailCapture
+        from crm_core.domain.capture_decision import CaptureRules
         from crm_core.storage.correspondents import UnmatchedCorrespondents
+        from crm_core.usecases.mail_capture import CaptureOptions, MailCapture
 
         settings = self.settings
         return MailCapture(
@@ -113,15 +113,14 @@ class Runtime:
 
     @cached_property
     def mailbox_sync(self) -> MailboxSync:
-        from crm_core.graph.errors import FullResyncNeeded
-        from crm_core.mailbox_sync import MailboxSync
         from crm_core.storage.cursors import SyncCursors
+        from crm_core.usecases.mailbox_sync import MailboxSync
 
-        return MailboxSync(self.graph, SyncCursors(self.storage), self.capture, resync_error=FullResyncNeeded)
+        return MailboxSync(self.graph, SyncCursors(self.storage), self.capture)
 
     @cached_property
     def upkeep(self) -> SubscriptionUpkeep:
-        from crm_core.subscription_upkeep import SubscriptionUpkeep
+        from crm_core.usecases.subscription_upkeep import SubscriptionUpkeep
 
         settings = self.settings
         return SubscriptionUpkeep(
@@ -137,12 +136,12 @@ class Runtime:
     # ---- entry points --------------------------------------------------------------------------
 
     async def accept_notifications(self, body: bytes) -> Intake:
-        from crm_core.notification_intake import accept_changes
+        from crm_core.usecases.notification_intake import accept_changes
 
         return await accept_changes(body, self.subscriptions)
 
     async def accept_lifecycle(self, body: bytes) -> Intake:
-        from crm_core.notification_intake import accept_lifecycle
+        from crm_core.usecases.notification_intake import accept_lifecycle
 
         return await accept_lifecycle(body, self.subscriptions)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crm_core.directory import DirectoryFile
+from crm_core.domain.directory import DirectoryFile
 from sandbox.stack import SandboxError, SandboxStack, load_mail_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from crm_core.directory import DirectoryFile
+from crm_core.domain.directory import DirectoryFile
 from crm_core.netgenium.schema_map import load_schema_map
 from crm_core.storage.ledger import CaptureLedger, LedgerEntry, LedgerState
 from crm_core.storage.subscriptions import SubscriptionStore

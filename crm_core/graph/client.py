@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import functools
 import json
 import time
@@ -30,10 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from crm_core.domain.errors import parse_retry_after
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.settings import GraphAuth, Settings
 from crm_core.graph.errors import (
     FullResyncNeeded,
     GraphAccessDenied,
@@ -53,12 +55,10 @@ from crm_core.graph.models import (
     MessageDeltaPage,
     SubscriptionInfo,
 )
-from crm_core.mail import GraphMessage
-from crm_core.settings import GraphAuth, Settings
 
 T = TypeVar("T")
 
-# The message fields crm_core.mail.GraphMessage reads (`@odata.type` always comes with the item).
+# The message fields crm_core.domain.mail.GraphMessage reads (`@odata.type` always comes with the item).
 MESSAGE_FIELDS = (
     "id",
     "internetMessageId",
@@ -239,17 +239,7 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = _header(headers, "Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(moment.tzinfo or UTC)).total_seconds())
+    return parse_retry_after(_header(headers, "Retry-After"))
 
 
 def _translate(operation: str, exc: BaseException, *, delta: bool) -> Exception | None:
@@ -298,7 +288,7 @@ def _removed(item: Any) -> bool:
 
 
 class GraphAdapter:
-    """The Graph operations CRMService uses; every failure is a typed `crm_core.errors` error."""
+    """The Graph operations CRMService uses; every failure is a typed `crm_core.domain.errors` error."""
 
     def __init__(self, client: Any, options: GraphOptions | None = None, *, credential: Any = None) -> None:
         self.client = client
@@ -748,16 +738,6 @@ class GraphAdapter:
         return True
 
 
-def user_resource(mailbox: str, *, folder: str | None = None, events: bool = False) -> str:
-    """The subscription `resource` for a mailbox's messages (optionally one folder) or events."""
-    user = quote(mailbox, safe="@.")
-    if events:
-        return f"users/{user}/events"
-    if folder:
-        return f"users/{user}/mailFolders('{folder}')/messages"
-    return f"users/{user}/messages"
-
-
 __all__ = [
     "MAX_OUTLOOK_SUBSCRIPTION_MINUTES",
     "MESSAGE_FIELDS",
@@ -767,5 +747,4 @@ __all__ = [
     "create_credential",
     "create_graph_adapter",
     "create_graph_service_client",
-    "user_resource",
 ]

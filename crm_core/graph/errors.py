@@ -8,7 +8,7 @@ without it (Graph's 410 Gone / `syncStateNotFound`).
 
 from __future__ import annotations
 
-from crm_core.errors import ExternalServiceError, ServiceRejected, ServiceUnavailable
+from crm_core.domain.errors import CursorExpired, ServiceRejected, ServiceUnavailable
 
 
 class GraphUnavailable(ServiceUnavailable):
@@ -39,7 +39,7 @@ class GraphAccessDenied(GraphRejected):
     """401/403: the app's credentials or permissions are wrong; an administrator must act."""
 
 
-class FullResyncNeeded(ExternalServiceError):
+class FullResyncNeeded(CursorExpired):
     """The delta link expired (410 Gone, `syncStateNotFound`): start again without a delta link."""
 
     retryable = False

@@ -1,6 +1,6 @@
 """Plain data the Graph adapter hands to use cases (no SDK types leak past the adapter).
 
-Messages are `crm_core.mail.GraphMessage`; this module adds what the other operations return:
+Messages are `crm_core.domain.mail.GraphMessage`; this module adds what the other operations return:
 directory users, file attachments, delta rounds, calendar events, subscriptions.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from crm_core.addresses import normalize_address
-from crm_core.mail import GraphMessage, ItemBody
+from crm_core.domain.addresses import normalize_address
+from crm_core.domain.mail import GraphMessage, ItemBody
 
 # The single-value extended property that carries the NET Genium activity id on an Outlook event.
 # The GUID is CRMService's own property set; the name makes the property readable in MFCMapi.

@@ -11,9 +11,10 @@ import asyncio
 import sys
 from typing import TextIO
 
-from crm_core.errors import ExternalServiceError
+from crm_core.domain.errors import ExternalServiceError
 from crm_core.netgenium.client import NetGeniumClient
 from crm_core.netgenium.errors import NetGeniumNotFound
+from crm_core.netgenium.retry import RetryPolicy
 from crm_core.netgenium.schema_map import (
     SYSTEM_COLUMNS,
     ColumnMap,
@@ -21,7 +22,6 @@ from crm_core.netgenium.schema_map import (
     SchemaMapError,
     load_schema_map,
 )
-from crm_core.retry import RetryPolicy
 
 # An administrator runs the check by hand: a short retry, then a clear answer.
 CHECK_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, max_total_seconds=10.0)

@@ -3,7 +3,7 @@
 Everything the service writes to NET Genium goes through here, so this is where "never lose, never
 duplicate a customer e-mail" is kept at the NET Genium edge:
 
-- every request has a timeout and a bounded retry (`crm_core.retry`) on 429/502/503/504 and on
+- every request has a timeout and a bounded retry (`crm_core.netgenium.retry`) on 429/502/503/504 and on
   connection errors and timeouts, honouring `Retry-After`; other 4xx are not retried;
 - a write that may already have been carried out (no answer, or a gateway error) is repeated only
   when repeating is harmless: updates, deletes and file uploads (which replace a file of the same
@@ -29,7 +29,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from crm_core.addresses import normalize_address
+from crm_core.domain.addresses import normalize_address
+from crm_core.domain.errors import parse_retry_after
 from crm_core.netgenium import filters as f
 from crm_core.netgenium.errors import (
     NetGeniumAuthError,
@@ -53,11 +54,11 @@ from crm_core.netgenium.models import (
     StoredFile,
     TableInfo,
 )
+from crm_core.netgenium.retry import RetryPolicy, retry_async
 from crm_core.netgenium.schema_map import ColumnMap, EntityMap, SchemaMap, load_schema_map
-from crm_core.retry import RetryPolicy, parse_retry_after, retry_async
 
 if TYPE_CHECKING:
-    from crm_core.settings import Settings
+    from crm_core.domain.settings import Settings
 
 logger = logging.getLogger(__name__)
 

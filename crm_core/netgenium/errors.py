@@ -7,7 +7,7 @@ way again (a wrong key, a missing table, a value the schema refuses): retrying o
 
 from __future__ import annotations
 
-from crm_core.errors import ServiceRejected, ServiceUnavailable
+from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
 
 
 class NetGeniumUnavailable(ServiceUnavailable):

@@ -1,7 +1,7 @@
 """What the NET Genium adapter hands to the core and takes from it, and the API's own payloads.
 
 The records it reads (NgUser, NgContact, NgOrder) and the activities it writes (EmailActivity,
-CalendarActivity, Attachment: core types of `crm_core.activities`, named here too) are what the use
+CalendarActivity, Attachment: core types of `crm_core.domain.activities`, named here too) are what the use
 cases see; they never carry table or column names, which belong to the schema map. The API models
 (RecordsPage, Created, TableInfo, ...) check that an answer is what the contract promises before
 any value of it is used.
@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 # The core's activity types, named here too because this adapter writes them.
-from crm_core.activities import Attachment as Attachment
-from crm_core.activities import CalendarActivity as CalendarActivity
-from crm_core.activities import Direction as Direction
-from crm_core.activities import EmailActivity as EmailActivity
+from crm_core.domain.activities import Attachment as Attachment
+from crm_core.domain.activities import CalendarActivity as CalendarActivity
+from crm_core.domain.activities import Direction as Direction
+from crm_core.domain.activities import EmailActivity as EmailActivity
 
 
 class NgUser(BaseModel):

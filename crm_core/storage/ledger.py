@@ -18,11 +18,13 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from crm_core.capture_decision import ConversationOrder, Decision
-from crm_core.state import Claim as Claim
-from crm_core.state import ClaimOutcome as ClaimOutcome
-from crm_core.state import LedgerEntry as LedgerEntry
-from crm_core.state import LedgerState as LedgerState
+from crm_core.domain.capture_decision import ConversationOrder, Decision
+from crm_core.domain.state import DEFAULT_LEASE as DEFAULT_LEASE
+from crm_core.domain.state import Claim as Claim
+from crm_core.domain.state import ClaimOutcome as ClaimOutcome
+from crm_core.domain.state import LedgerEntry as LedgerEntry
+from crm_core.domain.state import LedgerState as LedgerState
+from crm_core.domain.state import claim_outcome
 from crm_core.storage.tables import (
     CONVERSATIONS_TABLE,
     LEDGER_TABLE,
@@ -31,8 +33,6 @@ from crm_core.storage.tables import (
     row_key,
     storage_error,
 )
-
-DEFAULT_LEASE = timedelta(seconds=90)
 
 
 def _entry(entity: Any) -> LedgerEntry:
@@ -102,10 +102,9 @@ class CaptureLedger:
         existing = await self.get(message_id)
         if existing is None:  # deleted between the two calls: claim again from the start
             return await self.claim(message_id, worker, now=now)
-        if existing.state is not LedgerState.CLAIMED:
-            return Claim(ClaimOutcome.DONE, existing)
-        if existing.claimed_by != worker and now - existing.claimed_at < self._lease:
-            return Claim(ClaimOutcome.BUSY, existing)
+        outcome = claim_outcome(existing, worker, now, self._lease)
+        if outcome is not ClaimOutcome.TAKEN_OVER:
+            return Claim(outcome, existing)
         entity["Attempts"] = existing.attempts + 1
         try:
             meta = await table.update_entity(

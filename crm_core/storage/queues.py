@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
+from crm_core.domain.tasks import POISON_SUFFIX
 from crm_core.storage.failures import FailureLog
 from crm_core.storage.tables import storage_error
-from crm_core.tasks import POISON_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from crm_core.state import SubscriptionRecord as SubscriptionRecord
+from crm_core.domain.state import SubscriptionRecord as SubscriptionRecord
 from crm_core.storage.tables import SUBSCRIPTIONS_TABLE, TableStorage, clean, storage_error
 
 _PARTITION = "subscription"

@@ -14,8 +14,8 @@ from typing import Any
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from crm_core.errors import ServiceRejected, ServiceUnavailable
-from crm_core.settings import Settings
+from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
+from crm_core.domain.settings import Settings
 
 # The tables of DESIGN.md section 6; one name each, used nowhere else.
 LEDGER_TABLE = "CaptureLedger"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_core.directory import Contact, DirectoryFile, Order, User
+from crm_core.domain.directory import Contact, DirectoryFile, Order, User
 from sandbox.stack import SandboxStack
 
 CRM = "crm@firma.example"

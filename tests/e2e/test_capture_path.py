@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from crm_core.capture_decision import CaptureRules, decide
-from crm_core.directory import Directory
-from crm_core.mail import GraphMessage
+from crm_core.domain.capture_decision import CaptureRules, decide
+from crm_core.domain.directory import Directory
+from crm_core.domain.mail import GraphMessage
 from sandbox.stack import SandboxStack
 from tests.e2e.conftest import CONTACTS, CRM, DIRECTORY, USERS
 from tests.unit.messages import mail

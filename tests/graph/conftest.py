@@ -19,9 +19,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from crm_core.domain.notifications import NotificationBatch, ValidationRequest, parse_notifications
+from crm_core.domain.settings import Settings
 from crm_core.graph.client import GraphAdapter, GraphOptions, create_graph_adapter
-from crm_core.graph.notifications import NotificationBatch, ValidationRequest, parse_notifications
-from crm_core.settings import Settings
 from sandbox.launch import ServerProcess, free_port
 
 TOKEN = "graph-test-token"

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
 
-from crm_core.graph.client import user_resource
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.mailbox import mail_resource
+from crm_core.domain.notifications import parse_change_notifications, parse_lifecycle_notifications
 from crm_core.graph.models import GraphEvent
-from crm_core.graph.notifications import parse_change_notifications, parse_lifecycle_notifications
-from crm_core.mail import GraphMessage
 from tests.graph.conftest import MAILBOX, TOKEN, Admin, Subscriber, fixture_json
 
 
@@ -114,7 +114,7 @@ async def test_emulator_event_answers_have_the_documented_shape(graph_server, ad
 
 async def test_emulator_notifications_have_the_documented_shape(graph, admin: Admin, subscriber: Subscriber) -> None:
     created = await graph.create_subscription(
-        resource=user_resource(MAILBOX), notification_url=f"{subscriber.url}/hook",
+        resource=mail_resource(MAILBOX), notification_url=f"{subscriber.url}/hook",
         lifecycle_notification_url=f"{subscriber.url}/lifecycle", client_state="s",
         expiration=datetime.now(UTC) + timedelta(hours=1))
     await admin.deliver(MAILBOX, {"subject": "n"})

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm_core.graph.notifications import (
+from crm_core.domain.notifications import (
     MAX_BODY_BYTES,
     ChangeType,
     LifecycleEvent,
@@ -131,7 +131,7 @@ def test_the_documented_validation_token_shape_is_decoded() -> None:
 
 def test_the_webhook_path_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, crm_core.graph, crm_core.graph.notifications, crm_core.graph.client\n"
+        "import sys, crm_core.graph, crm_core.domain.notifications, crm_core.graph.client\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_abstractions',"
         " 'kiota_http', 'azure', 'httpx'))\n"
         "print(','.join(heavy))\n"

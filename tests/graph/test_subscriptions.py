@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crm_core.graph.client import MAX_OUTLOOK_SUBSCRIPTION_MINUTES, user_resource
+from crm_core.domain.mailbox import event_resource, mail_resource
+from crm_core.domain.notifications import ChangeType, LifecycleEvent, client_state_matches
+from crm_core.graph.client import MAX_OUTLOOK_SUBSCRIPTION_MINUTES
 from crm_core.graph.errors import GraphNotFound, GraphRejected
-from crm_core.graph.notifications import ChangeType, LifecycleEvent, client_state_matches
 from tests.graph.conftest import MAILBOX, Admin, Subscriber
 
 SECRET = "a-client-state-secret"
@@ -17,7 +18,7 @@ SECRET = "a-client-state-secret"
 async def _subscribe(graph, hook: Subscriber, *, resource: str | None = None, minutes: int = 60,
                      lifecycle: bool = True):
     return await graph.create_subscription(
-        resource=resource or user_resource(MAILBOX),
+        resource=resource or mail_resource(MAILBOX),
         notification_url=f"{hook.url}/hook",
         lifecycle_notification_url=f"{hook.url}/lifecycle" if lifecycle else None,
         client_state=SECRET,
@@ -28,7 +29,7 @@ async def _subscribe(graph, hook: Subscriber, *, resource: str | None = None, mi
 async def test_a_subscriber_that_echoes_the_token_is_accepted(graph, admin: Admin, subscriber: Subscriber) -> None:
     created = await _subscribe(graph, subscriber)
     assert subscriber.validations == 2  # notificationUrl and lifecycleNotificationUrl
-    assert created.resource == user_resource(MAILBOX)
+    assert created.resource == mail_resource(MAILBOX)
     assert created.client_state == SECRET
     assert [s.id for s in await graph.list_subscriptions()] == [created.id]
 
@@ -67,7 +68,7 @@ async def test_renew_reauthorize_and_delete(graph, admin: Admin, subscriber: Sub
 async def test_changes_close_together_arrive_in_one_post_with_graphs_fields(
     graph, admin: Admin, subscriber: Subscriber
 ) -> None:
-    created = await _subscribe(graph, subscriber, resource=user_resource(MAILBOX, folder="Inbox"))
+    created = await _subscribe(graph, subscriber, resource=mail_resource(MAILBOX))
     body = {"messages": [{"subject": f"n{i}", "from": {"emailAddress": {"address": "a@b.example"}}}
                          for i in range(3)]}
     delivered = await admin.call("POST", f"/users/{MAILBOX}/messages", body)
@@ -88,7 +89,7 @@ async def test_changes_close_together_arrive_in_one_post_with_graphs_fields(
 async def test_sent_items_changes_do_not_reach_an_inbox_subscription(
     graph, admin: Admin, subscriber: Subscriber
 ) -> None:
-    await _subscribe(graph, subscriber, resource=user_resource(MAILBOX, folder="inbox"))
+    await _subscribe(graph, subscriber, resource=mail_resource(MAILBOX))
     await admin.deliver(MAILBOX, {"subject": "sent"}, folder="sentitems")
     inbox = await admin.deliver(MAILBOX, {"subject": "received"})
     batch = await subscriber.next_batch()
@@ -96,7 +97,7 @@ async def test_sent_items_changes_do_not_reach_an_inbox_subscription(
 
 
 async def test_event_changes_are_notified(graph, admin: Admin, subscriber: Subscriber) -> None:
-    await _subscribe(graph, subscriber, resource=user_resource(MAILBOX, events=True))
+    await _subscribe(graph, subscriber, resource=event_resource(MAILBOX))
     event = await admin.call("POST", f"/users/{MAILBOX}/events", {
         "subject": "Call", "start": {"dateTime": "2030-01-01T10:00:00", "timeZone": "UTC"},
         "end": {"dateTime": "2030-01-01T11:00:00", "timeZone": "UTC"}})

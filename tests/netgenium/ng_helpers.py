@@ -14,7 +14,7 @@ import httpx
 import yaml
 
 import crm_core.netgenium
-from crm_core.retry import RetryPolicy
+from crm_core.netgenium.retry import RetryPolicy
 
 OPENAPI_PATH = Path(crm_core.netgenium.__file__).parent / "openapi.yaml"
 API_KEY = "test-netgenium-key"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from crm_core.domain.settings import Settings
 from crm_core.netgenium import NetGeniumClient, default_schema_map, load_schema_map
 from crm_core.netgenium.check import check_schema, run_check
-from crm_core.settings import Settings
 from sandbox.launch import ServerProcess, free_port
 from tests.netgenium.ng_helpers import API_KEY, API_KEY_HEADER, Admin
 

@@ -23,7 +23,7 @@ from crm_core.netgenium import (
 )
 from crm_core.netgenium import filters as f
 from crm_core.netgenium.fit import utf16_len
-from crm_core.retry import RetryPolicy
+from crm_core.netgenium.retry import RetryPolicy
 from sandbox.launch import ServerProcess
 from tests.netgenium.ng_helpers import API_KEY, API_KEY_HEADER, FAST_RETRY, MAX_FILE_BYTES, Admin
 

@@ -1,4 +1,4 @@
-"""crm_core.retry: Retry-After parsing, full-jitter bounds, and the two bounds (attempts, total time)."""
+"""crm_core.netgenium.retry: Retry-After parsing, full-jitter bounds, and the two bounds (attempts, total time)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_core.errors import ServiceRejected, ServiceUnavailable
-from crm_core.retry import RetryPolicy, next_delay, parse_retry_after, retry_async
+from crm_core.domain.errors import ServiceRejected, ServiceUnavailable, parse_retry_after
+from crm_core.netgenium.retry import RetryPolicy, next_delay, retry_async
 
 NOW = datetime(2024, 5, 6, 12, 0, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from crm_core.capture_decision import ConversationOrder, Decision
+from crm_core.domain.capture_decision import ConversationOrder, Decision
 from crm_core.storage.correspondents import UnmatchedCorrespondents
 from crm_core.storage.cursors import SyncCursors
 from crm_core.storage.failures import FailureLog

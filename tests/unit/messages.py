@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_core.capture_decision import CaptureRules, ConversationOrder, Decision, decide
-from crm_core.directory import Contact, Directory, Order, User
-from crm_core.mail import GraphMessage
+from crm_core.domain.capture_decision import CaptureRules, ConversationOrder, Decision, decide
+from crm_core.domain.directory import Contact, Directory, Order, User
+from crm_core.domain.mail import GraphMessage
 
 CRM = "crm@firma.example"
 JANA = "jana@firma.example"  # user 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.capture_decision import ConversationOrder, Skip
+from crm_core.domain.capture_decision import ConversationOrder, Skip
 from tests.unit.messages import BOTH, CRM, JANA, MALA, NOVAK, PETR, STRANGER, decide_json, mail
 
 # --- 1. not a mail -------------------------------------------------------------------------

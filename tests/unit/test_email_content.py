@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crm_core.email_content import email_content, sanitize_html
-from crm_core.mail import GraphMessage
+from crm_core.domain.email_content import email_content, sanitize_html
+from crm_core.domain.mail import GraphMessage
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.html_text import html_to_text
-from crm_core.orders import OrderMention, OrderParser
+from crm_core.domain.html_text import html_to_text
+from crm_core.domain.orders import OrderMention, OrderParser
 
 PARSER = OrderParser(["Order", "Objednávka"])
 

@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crm_core.addresses import normalize_address
-from crm_core.capture_decision import decide
-from crm_core.html_text import html_to_text
-from crm_core.mail import GraphMessage
-from crm_core.orders import OrderMention, OrderParser
+from crm_core.domain.addresses import normalize_address
+from crm_core.domain.capture_decision import decide
+from crm_core.domain.html_text import html_to_text
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.orders import OrderMention, OrderParser
 from tests.unit.messages import CRM, DIRECTORY, JANA, MALA, NOVAK, PETR, RULES
 
 PARSER = OrderParser(["Order", "Objednávka"])

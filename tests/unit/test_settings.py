@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_core.settings import GraphAuth, Settings, SettingsError, load_settings
+from crm_core.domain.settings import GraphAuth, Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

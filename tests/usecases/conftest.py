@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from crm_core.mail_capture import CaptureOptions, MailCapture
 from crm_core.storage.ledger import CaptureLedger
 from crm_core.storage.tables import TableStorage
+from crm_core.usecases.mail_capture import CaptureOptions, MailCapture
 from sandbox.azurite import Azurite
 from tests.unit.messages import CRM, RULES
 from tests.usecases.fakes import FakeActivityStore, FakeCorrespondents, FakeLedger, FakeMailSource

@@ -11,15 +11,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crm_core.activities import Attachment, EmailActivity
-from crm_core.addresses import normalize_address
-from crm_core.capture_decision import ConversationOrder, Decision
-from crm_core.directory import Contact, Order, User
+from crm_core.domain.activities import Attachment, EmailActivity
+from crm_core.domain.addresses import normalize_address
+from crm_core.domain.capture_decision import ConversationOrder, Decision
+from crm_core.domain.directory import Contact, Order, User
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.state import (
+    DEFAULT_LEASE,
+    Claim,
+    ClaimOutcome,
+    LedgerEntry,
+    LedgerState,
+    SubscriptionRecord,
+    claim_outcome,
+)
 from crm_core.graph.errors import FullResyncNeeded, GraphNotFound
 from crm_core.graph.models import FileAttachment, MessageDelta, SubscriptionInfo
-from crm_core.mail import GraphMessage
-from crm_core.storage.ledger import DEFAULT_LEASE, Claim, ClaimOutcome, LedgerEntry, LedgerState
-from crm_core.storage.subscriptions import SubscriptionRecord
 from tests.unit.messages import BOTH, JANA, MALA, NOVAK, PETR
 
 # ---- Graph: mail -------------------------------------------------------------------------------
@@ -250,10 +257,9 @@ class FakeLedger:
         if existing is None:
             self.rows[key] = fresh
             return Claim(ClaimOutcome.NEW, fresh)
-        if existing.state is not LedgerState.CLAIMED:
-            return Claim(ClaimOutcome.DONE, existing)
-        if existing.claimed_by != worker and now - existing.claimed_at < self._lease:
-            return Claim(ClaimOutcome.BUSY, existing)
+        outcome = claim_outcome(existing, worker, now, self._lease)
+        if outcome is not ClaimOutcome.TAKEN_OVER:
+            return Claim(outcome, existing)
         taken = replace(fresh, attempts=existing.attempts + 1)
         self.rows[key] = taken
         return Claim(ClaimOutcome.TAKEN_OVER, taken)

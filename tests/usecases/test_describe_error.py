@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from crm_core.activities import EmailActivity
-from crm_core.errors import ServiceUnavailable
-from crm_core.mail import GraphMessage
+from crm_core.domain.activities import EmailActivity
+from crm_core.domain.errors import ServiceUnavailable
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.tasks import CaptureTask, LifecycleTask
 from crm_core.runtime import describe_error
-from crm_core.tasks import CaptureTask, LifecycleTask
 
 SECRET = "Dear Jan, the PIN of the safe is 4711"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crm_core.capture_decision import ConversationOrder, Decision
-from crm_core.storage.ledger import DEFAULT_LEASE, ClaimOutcome, LedgerState
+from crm_core.domain.capture_decision import ConversationOrder, Decision
+from crm_core.domain.state import DEFAULT_LEASE, ClaimOutcome, LedgerState
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 WRITTEN = Decision(message_id="<m@x>", capture=True, direction="incoming", order_id=40, reasons=["incoming: ..."])

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from crm_core.capture_decision import ConversationOrder
-from crm_core.directory import Order
-from crm_core.errors import ServiceRejected, ServiceUnavailable
-from crm_core.mail import GraphMessage
-from crm_core.mail_capture import CaptureBusy, Outcome, ledger_id
+from crm_core.domain.capture_decision import ConversationOrder
+from crm_core.domain.directory import Order
+from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
+from crm_core.domain.mail import GraphMessage
 from crm_core.storage.ledger import LedgerState
 from crm_core.storage.tables import StorageUnavailable
+from crm_core.usecases.mail_capture import CaptureBusy, Outcome, ledger_id
 from tests.unit.messages import BOTH, CRM, JANA, MALA, NOVAK, PETR, STRANGER, mail
 from tests.usecases.conftest import WORKER, MakeCapture
 from tests.usecases.fakes import (

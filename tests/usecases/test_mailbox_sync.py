@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from crm_core.errors import ServiceRejected, ServiceUnavailable
-from crm_core.graph.errors import FullResyncNeeded, GraphUnavailable
-from crm_core.mail_capture import CaptureBusy, MailCapture, Outcome
-from crm_core.mailbox_sync import MailboxSync, cursor_name
-from crm_core.tasks import CaptureTask
+from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
+from crm_core.domain.tasks import CaptureTask
+from crm_core.graph.errors import GraphUnavailable
+from crm_core.usecases.mail_capture import CaptureBusy, MailCapture, Outcome
+from crm_core.usecases.mailbox_sync import MailboxSync, cursor_name
 from tests.unit.messages import CRM, JANA, NOVAK, STRANGER, mail
 from tests.usecases.fakes import FakeActivityStore, FakeCursors, FakeMailSource
 
@@ -44,7 +44,7 @@ def cursors() -> FakeCursors:
 
 @pytest.fixture
 def sync(source: FakeMailSource, cursors: FakeCursors, capture: MailCapture) -> MailboxSync:
-    return MailboxSync(source, cursors, capture, resync_error=FullResyncNeeded)
+    return MailboxSync(source, cursors, capture)
 
 
 def written_once(crm: FakeActivityStore, n: int, *, start: int = 1) -> bool:
@@ -237,7 +237,7 @@ async def test_reconcile_captures_mail_nobody_notified_and_skips_what_is_not_for
 async def test_a_forgotten_id_falls_back_to_the_ledger(
     source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
 ) -> None:
-    sync = MailboxSync(source, cursors, capture, resync_error=FullResyncNeeded, remember=2)
+    sync = MailboxSync(source, cursors, capture, remember=2)
     ids = deliver(source, 5)
     await sync.handle(task(ids[-1]))
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from crm_core.graph.notifications import MAX_BODY_BYTES, NotificationRejected
-from crm_core.notification_intake import accept_changes, accept_lifecycle
+from crm_core.domain.notifications import MAX_BODY_BYTES, NotificationRejected
+from crm_core.domain.tasks import CaptureTask, LifecycleTask
 from crm_core.storage.subscriptions import SubscriptionRecord, SubscriptionStore
-from crm_core.subscription_upkeep import mail_resource
-from crm_core.tasks import CaptureTask, LifecycleTask
+from crm_core.usecases.notification_intake import accept_changes, accept_lifecycle
+from crm_core.usecases.subscription_upkeep import mail_resource
 from tests.unit.messages import CRM
 from tests.usecases.fakes import FakeSubscriptionRecords, notification_body
 

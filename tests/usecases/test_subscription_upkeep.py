@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from crm_core.domain.tasks import LifecycleTask
 from crm_core.storage.subscriptions import SubscriptionRecord
-from crm_core.subscription_upkeep import SubscriptionUpkeep, mail_resource
-from crm_core.tasks import LifecycleTask
+from crm_core.usecases.subscription_upkeep import SubscriptionUpkeep, mail_resource
 from tests.unit.messages import CRM
 from tests.usecases.fakes import FakeSubscriptionApi, FakeSubscriptionRecords
 

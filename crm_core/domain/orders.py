@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from crm_core.html_text import html_to_text
+from crm_core.domain.html_text import html_to_text
 
 # An order number has at most 18 digits: that is what a 64-bit NET Genium id column holds, and it
 # keeps int() away from Python's limit on huge digit strings.

@@ -15,10 +15,10 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_core.addresses import Exclusions, local_part, normalize_address
-from crm_core.directory import Directory
-from crm_core.mail import GraphMessage
-from crm_core.orders import OrderParser
+from crm_core.domain.addresses import Exclusions, local_part, normalize_address
+from crm_core.domain.directory import Directory
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.orders import OrderParser
 
 Direction = Literal["incoming", "outgoing"]
 

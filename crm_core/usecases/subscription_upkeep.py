@@ -17,14 +17,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from crm_core.errors import ServiceRejected
-from crm_core.state import SubscriptionRecord
-from crm_core.tasks import LifecycleTask
+from crm_core.domain.errors import ServiceRejected
+from crm_core.domain.mailbox import mail_resource
+from crm_core.domain.state import SubscriptionRecord
+from crm_core.domain.tasks import LifecycleTask
 
 log = logging.getLogger("crm_core.subscriptions")
-
-MAIL_FOLDER = "inbox"
-
 
 class SubscriptionInfoLike(Protocol):
     @property
@@ -64,11 +62,6 @@ class UpkeepReport:
     created: list[str] = field(default_factory=list)
     renewed: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
-
-
-def mail_resource(mailbox: str) -> str:
-    """The subscription resource of the CRM mailbox's inbox (where CC and BCC copies land)."""
-    return f"users/{mailbox}/mailFolders('{MAIL_FOLDER}')/messages"
 
 
 class SubscriptionUpkeep:

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from crm_core.activities import Attachment, EmailActivity
-from crm_core.capture_decision import CaptureRules, ConversationOrder, Decision, Skip, decide
-from crm_core.directory import ContactRecord, Directory, OrderRecord, UserRecord
-from crm_core.email_content import DEFAULT_MAX_BODY_CHARS, email_content
-from crm_core.errors import ServiceUnavailable
-from crm_core.mail import GraphMessage
-from crm_core.state import Claim, ClaimOutcome, LedgerEntry
+from crm_core.domain.activities import Attachment, EmailActivity
+from crm_core.domain.capture_decision import CaptureRules, ConversationOrder, Decision, Skip, decide
+from crm_core.domain.directory import ContactRecord, Directory, OrderRecord, UserRecord
+from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, email_content
+from crm_core.domain.errors import ServiceUnavailable
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.state import Claim, ClaimOutcome, LedgerEntry
 
 log = logging.getLogger("crm_core.capture")
 

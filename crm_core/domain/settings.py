@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from crm_core.addresses import is_plausible_address, normalize_address
+from crm_core.domain.addresses import is_plausible_address, normalize_address
 
 
 class SettingsError(ValueError):

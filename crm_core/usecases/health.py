@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_core.settings import Settings
+from crm_core.domain.settings import Settings
 
 VERSION = "0.1.0"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from crm_core.addresses import normalize_address
+from crm_core.domain.addresses import normalize_address
 
 
 class _GraphModel(BaseModel):
@@ -31,7 +31,7 @@ class Recipient(_GraphModel):
 
     @property
     def normalized(self) -> str:
-        """The address in the normal form of `crm_core.addresses`, or ``""``."""
+        """The address in the normal form of `crm_core.domain.addresses`, or ``""``."""
         return normalize_address(self.email_address.address if self.email_address else None)
 
 

@@ -8,7 +8,7 @@ without importing the storage SDK.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -44,6 +44,23 @@ class LedgerEntry:
     contact_ids: tuple[int, ...] = ()
     user_ids: tuple[int, ...] = ()
     etag: str | None = None
+
+
+DEFAULT_LEASE = timedelta(seconds=90)
+
+
+def claim_outcome(existing: LedgerEntry, worker: str, now: datetime, lease: timedelta) -> ClaimOutcome:
+    """The lease rule: what a worker may do with a mail whose row exists already.
+
+    A finished row is done; a live claim of another worker is busy; a claim whose lease ran out
+    (its worker died) or the worker's own claim (a retry of its own run) may be taken over. One
+    rule for the Table ledger and every fake of it, so that the tests prove what production does.
+    """
+    if existing.state is not LedgerState.CLAIMED:
+        return ClaimOutcome.DONE
+    if existing.claimed_by != worker and now - existing.claimed_at < lease:
+        return ClaimOutcome.BUSY
+    return ClaimOutcome.TAKEN_OVER
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import nh3
 
-from crm_core.html_text import html_to_text
-from crm_core.mail import GraphMessage
+from crm_core.domain.html_text import html_to_text
+from crm_core.domain.mail import GraphMessage
 
 # NET Genium's long text columns hold far more, but a 10 MB newsletter-sized body in a customer
 # card helps nobody and slows every query that touches the table.

@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crm_core.graph.notifications import (
+from crm_core.domain.notifications import (
     client_state_matches,
     parse_change_notifications,
     parse_lifecycle_notifications,
 )
-from crm_core.state import SubscriptionRecord
-from crm_core.tasks import MAX_ITEMS_PER_TASK, CaptureTask, LifecycleTask
+from crm_core.domain.state import SubscriptionRecord
+from crm_core.domain.tasks import MAX_ITEMS_PER_TASK, CaptureTask, LifecycleTask
 
 log = logging.getLogger("crm_core.webhook")
 

@@ -13,7 +13,7 @@ from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm_core.addresses import normalize_address
+from crm_core.domain.addresses import normalize_address
 
 
 class _Record(BaseModel):

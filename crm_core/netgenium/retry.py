@@ -20,8 +20,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -53,35 +51,6 @@ class RetryPolicy:
         """The upper bound of the jittered wait after failed attempt number `attempt` (1-based)."""
         exponent = min(max(attempt - 1, 0), 62)
         return min(self.max_delay, self.base_delay * math.pow(2, exponent))
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), or None.
-
-    A header we cannot read is treated as absent rather than as an error, because the hint is
-    only advice; a date in the past means "now" (0 seconds).
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isnan(seconds) or math.isinf(seconds):
-            return None
-        return max(seconds, 0.0)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now or datetime.now(UTC)
-    return max((when - current).total_seconds(), 0.0)
 
 
 def next_delay(

@@ -23,15 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crm_core.errors import ExternalServiceError
-from crm_core.mail import GraphMessage
-from crm_core.mail_capture import CaptureResult, MailCapture
-from crm_core.tasks import CaptureTask
+from crm_core.domain.errors import CursorExpired, ExternalServiceError
+from crm_core.domain.mail import GraphMessage
+from crm_core.domain.mailbox import MAIL_FOLDER
+from crm_core.domain.tasks import CaptureTask
+from crm_core.usecases.mail_capture import CaptureResult, MailCapture
 
-log = logging.getLogger("crm_core.mailbox_sync")
-
-FOLDER = "inbox"
-
+log = logging.getLogger("crm_core.usecases.mailbox_sync")
 
 class DeltaRound(Protocol):
     @property
@@ -65,7 +63,7 @@ class SyncReport:
 
 
 def cursor_name(mailbox: str) -> str:
-    return f"mail-delta:{mailbox.lower()}:{FOLDER}"
+    return f"mail-delta:{mailbox.lower()}:{MAIL_FOLDER}"
 
 
 class MailboxSync:
@@ -77,14 +75,12 @@ class MailboxSync:
         cursors: Cursors,
         capture: MailCapture,
         *,
-        resync_error: type[Exception],
         remember: int = 100_000,
         parallel: int = 16,
     ) -> None:
         self._graph = graph
         self._cursors = cursors
         self._capture = capture
-        self._resync_error = resync_error
         self._locks: dict[str, asyncio.Lock] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
@@ -175,11 +171,11 @@ class MailboxSync:
         name = cursor_name(mailbox)
         link = await self._cursors.get(name)
         try:
-            round_ = await self._graph.message_delta(mailbox, FOLDER, link)
-        except self._resync_error:
+            round_ = await self._graph.message_delta(mailbox, MAIL_FOLDER, link)
+        except CursorExpired:
             log.warning("mailbox sync: delta link expired, full resync", extra={"mailbox_cursor": name})
             await self._cursors.clear(name)
-            round_ = await self._graph.message_delta(mailbox, FOLDER, None)
+            round_ = await self._graph.message_delta(mailbox, MAIL_FOLDER, None)
             report.resynced = True
         report.graph_requests += round_.requests
         done: list[str | None] = []
