@@ -20,6 +20,7 @@ from crm_core.domain.capture_decision import CaptureRules, Decision, decide
 from crm_core.domain.directory import Directory, DirectoryFile
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.tasks import CAPTURE_QUEUE
+from crm_core.usecases import operator_queries as queries
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -170,16 +171,25 @@ def _state(args: argparse.Namespace) -> int:
     """Commands that read the live service's state; the connection comes from AzureWebJobsStorage."""
     import asyncio
 
-    from crm_core.usecases import operator_queries as queries
-
     connection = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 - the Functions setting's own name
     if not connection:
         print(
             f"crmservice {args.command}: AzureWebJobsStorage must be set (a storage connection string)", file=sys.stderr
         )
         return EXIT_BAD_INPUT
+    return asyncio.run(_ask_state(args, connection))
+
+
+async def _ask_state(args: argparse.Namespace, connection: str) -> int:
+    from crm_core.runtime import operator_state
+
+    async with operator_state(connection) as state:
+        return await _answer(args, state)
+
+
+async def _answer(args: argparse.Namespace, state: queries.OperatorState) -> int:
     if args.command == "why":
-        entry = asyncio.run(queries.ledger_entry(connection, args.message_id))
+        entry = await queries.ledger_entry(state, args.message_id)
         if entry is None:
             print(
                 f"crmservice why: {args.message_id} is not in the ledger (never seen by the service)", file=sys.stderr
@@ -188,14 +198,14 @@ def _state(args: argparse.Namespace) -> int:
         print(pretty_json(entry) if args.pretty else json.dumps(entry, ensure_ascii=False))
         return EXIT_OK
     if args.command == "correspondents":
-        for row in asyncio.run(queries.unmatched_correspondents(connection, args.limit)):
+        for row in await queries.unmatched_correspondents(state, args.limit):
             print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
     if args.poison_command == "replay":
-        moved = asyncio.run(queries.replay_poison_items(connection, args.queue))
+        moved = await queries.replay_poison_items(state, args.queue)
         print(json.dumps({"queue": args.queue, "replayed": moved}))
         return EXIT_OK
-    for item in asyncio.run(queries.poison_items(connection, args.queue, args.limit)):
+    for item in await queries.poison_items(state, args.queue, args.limit):
         print(json.dumps(item, ensure_ascii=False))
     return EXIT_OK
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from crm_core.usecases.mail_capture import MailCapture
     from crm_core.usecases.mailbox_sync import MailboxSync, SyncReport
     from crm_core.usecases.notification_intake import Intake
+    from crm_core.usecases.operator_queries import OperatorState
     from crm_core.usecases.subscription_upkeep import SubscriptionUpkeep, UpkeepReport
 
 log = logging.getLogger("crm_core.runtime")
@@ -43,6 +46,24 @@ def describe_error(exc: BaseException) -> str:
         where = ".".join(str(part) for part in first["loc"])
         return f"invalid data at {where or 'top level'}: {first['msg']}"
     return f"{type(exc).__name__}: {str(exc)[:500]}"
+
+
+@asynccontextmanager
+async def operator_state(connection: str) -> AsyncIterator[OperatorState]:
+    """The stores the `crmservice` operator commands read, opened on one storage connection."""
+    from crm_core.storage.correspondents import UnmatchedCorrespondents
+    from crm_core.storage.failures import FailureLog
+    from crm_core.storage.ledger import CaptureLedger
+    from crm_core.storage.queues import PoisonQueues
+    from crm_core.storage.tables import TableStorage
+    from crm_core.usecases.operator_queries import OperatorState
+
+    async with TableStorage.from_connection_string(connection) as storage:
+        yield OperatorState(
+            ledger=CaptureLedger(storage),
+            correspondents=UnmatchedCorrespondents(storage),
+            poison=PoisonQueues(connection, FailureLog(storage)),
+        )
 
 
 class Runtime:

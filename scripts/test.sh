@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and test, from nothing: creates .venv at the repository root when it is missing,
 # installs the project into it (so that .venv/bin/crmservice exists) and Azurite from npm, then
-# runs ruff, mypy and the whole test suite. Any failure, and pytest collecting no test, fails the run.
+# runs ruff, mypy, the import contract and the whole test suite. Any failure, and pytest collecting no test, fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +22,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy (crm_core)"
 .venv/bin/mypy
+echo "== import contract (pyproject.toml [tool.importlinter], docs/DESIGN.md section 2)"
+.venv/bin/lint-imports --no-cache --no-logo
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

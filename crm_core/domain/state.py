@@ -70,6 +70,24 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Correspondent:
+    """Someone who writes to the company and is missing from the address book; never any content."""
+
+    address: str
+    count: int
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonItem:
+    """A queue item that failed for good, with the reason of its last failure when one was kept."""
+
+    content: str
+    dequeue_count: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionRecord:
     """What we keep of a subscription: what it watches, its secret, until when it lives."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,16 +15,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from crm_core.domain.state import Correspondent as Correspondent
 from crm_core.storage.tables import CORRESPONDENTS_TABLE, TableStorage, partition_of, row_key, storage_error
 
 _MAX_CONFLICTS = 40
-
-
-@dataclass(frozen=True, slots=True)
-class Correspondent:
-    address: str
-    count: int
-    last_seen: datetime
 
 
 class UnmatchedCorrespondents:

@@ -6,21 +6,13 @@ queue in Storage Explorer sees the JSON task, and a replayed item is byte for by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
+from crm_core.domain.state import PoisonItem as PoisonItem
 from crm_core.domain.tasks import POISON_SUFFIX
 from crm_core.storage.failures import FailureLog
 from crm_core.storage.tables import storage_error
-
-
-@dataclass(frozen=True, slots=True)
-class PoisonItem:
-    content: str
-    dequeue_count: int
-    reason: str | None
 
 
 def _client(connection: str, queue: str) -> QueueClient:
@@ -79,3 +71,17 @@ async def replay_poison(connection: str, queue: str, failures: FailureLog) -> in
                     raise storage_error(exc, "replaying a poison item") from exc
                 await failures.forget(queue, str(message.content))
                 moved += 1
+
+
+class PoisonQueues:
+    """The poison queues of one storage account, with the failure log that says why each item failed."""
+
+    def __init__(self, connection: str, failures: FailureLog) -> None:
+        self._connection = connection
+        self._failures = failures
+
+    async def list(self, queue: str, limit: int) -> list[PoisonItem]:
+        return await list_poison(self._connection, queue, self._failures, limit=limit)
+
+    async def replay(self, queue: str) -> int:
+        return await replay_poison(self._connection, queue, self._failures)

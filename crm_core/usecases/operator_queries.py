@@ -7,19 +7,37 @@ being in the address book. No mail content is kept anywhere these read from.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from crm_core.storage.correspondents import UnmatchedCorrespondents
-from crm_core.storage.failures import FailureLog
-from crm_core.storage.ledger import CaptureLedger
-from crm_core.storage.queues import list_poison, replay_poison
-from crm_core.storage.tables import TableStorage
+from crm_core.domain.state import Correspondent, LedgerEntry, PoisonItem
 
 
-async def ledger_entry(connection: str, message_id: str) -> dict[str, Any] | None:
+class LedgerReader(Protocol):
+    async def get(self, message_id: str) -> LedgerEntry | None: ...
+
+
+class CorrespondentsReader(Protocol):
+    async def top(self, limit: int = ...) -> list[Correspondent]: ...
+
+
+class PoisonQueues(Protocol):
+    async def list(self, queue: str, limit: int) -> list[PoisonItem]: ...
+    async def replay(self, queue: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorState:
+    """The stores an operator's questions read; `crm_core.runtime.operator_state` opens them."""
+
+    ledger: LedgerReader
+    correspondents: CorrespondentsReader
+    poison: PoisonQueues
+
+
+async def ledger_entry(state: OperatorState, message_id: str) -> dict[str, Any] | None:
     """The ledger's record of one mail: its state, direction, links and the decision's reasons."""
-    async with TableStorage.from_connection_string(connection) as storage:
-        entry = await CaptureLedger(storage).get(message_id)
+    entry = await state.ledger.get(message_id)
     if entry is None:
         return None
     return {
@@ -36,21 +54,18 @@ async def ledger_entry(connection: str, message_id: str) -> dict[str, Any] | Non
     }
 
 
-async def unmatched_correspondents(connection: str, limit: int) -> list[dict[str, Any]]:
+async def unmatched_correspondents(state: OperatorState, limit: int) -> list[dict[str, Any]]:
     """The most frequent senders missing from the address book."""
-    async with TableStorage.from_connection_string(connection) as storage:
-        found = await UnmatchedCorrespondents(storage).top(limit)
+    found = await state.correspondents.top(limit)
     return [{"address": c.address, "count": c.count, "last_seen": c.last_seen.isoformat()} for c in found]
 
 
-async def poison_items(connection: str, queue: str, limit: int) -> list[dict[str, Any]]:
+async def poison_items(state: OperatorState, queue: str, limit: int) -> list[dict[str, Any]]:
     """Items of `<queue>-poison`, each with its attempts and the reason of its last failure."""
-    async with TableStorage.from_connection_string(connection) as storage:
-        items = await list_poison(connection, queue, FailureLog(storage), limit=limit)
+    items = await state.poison.list(queue, limit)
     return [{"item": i.content, "attempts": i.dequeue_count, "reason": i.reason} for i in items]
 
 
-async def replay_poison_items(connection: str, queue: str) -> int:
+async def replay_poison_items(state: OperatorState, queue: str) -> int:
     """Move every item of `<queue>-poison` back to `queue`."""
-    async with TableStorage.from_connection_string(connection) as storage:
-        return await replay_poison(connection, queue, FailureLog(storage))
+    return await state.poison.replay(queue)
