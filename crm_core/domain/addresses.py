@@ -1,4 +1,4 @@
-"""E-mail address rules of DESIGN.md section 3: one normal form, so that every comparison agrees.
+"""E-mail address rules of docs/DESIGN.md section 3: one normal form, so that every comparison agrees.
 
 Mail clients and address books write the same address as ` <Jan.Novak@Firma.CZ> `,
 `mailto:jan.novak@firma.cz` or `jan.novak@firma.cz`; comparing anything but the normal form

@@ -1,4 +1,4 @@
-"""The capture decision of DESIGN.md section 3: store this mail as an e-mail activity, or not, and why.
+"""The capture decision of docs/DESIGN.md section 3: store this mail as an e-mail activity, or not, and why.
 
 Pure: plain data in, a `Decision` out, no I/O. The reasons it returns are the answer an
 administrator gets to "why was this mail (not) stored?", from the same code that decided.
@@ -113,7 +113,7 @@ def decide(
     *,
     conversation_order: ConversationOrder | None = None,
 ) -> Decision:
-    """Apply the rules of DESIGN.md section 3 in their order; the first skip rule that holds wins.
+    """Apply the rules of docs/DESIGN.md section 3 in their order; the first skip rule that holds wins.
 
     A captured reply that names no order inherits `conversation_order`, when the caller knows one.
     """

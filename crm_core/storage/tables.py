@@ -17,7 +17,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
 from crm_core.domain.settings import Settings
 
-# The tables of DESIGN.md section 6; one name each, used nowhere else.
+# The tables of docs/DESIGN.md section 6 (State); one name each, used nowhere else.
 LEDGER_TABLE = "CaptureLedger"
 CONVERSATIONS_TABLE = "ConversationOrders"
 CORRESPONDENTS_TABLE = "UnmatchedCorrespondents"

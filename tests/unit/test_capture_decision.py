@@ -1,4 +1,4 @@
-"""Every rule and every reason of DESIGN.md section 3, in the order the design lists them."""
+"""Every rule and every reason of docs/DESIGN.md section 3, in the order the design lists them."""
 
 from __future__ import annotations
 
