@@ -13,6 +13,7 @@ finds. Errors that a retry can cure propagate (the queue retries, then the poiso
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -24,7 +25,7 @@ from typing import Protocol
 from crm_core.domain.activities import Attachment, EmailActivity
 from crm_core.domain.capture_decision import CaptureRules, ConversationOrder, Decision, Skip, decide
 from crm_core.domain.directory import ContactRecord, Directory, OrderRecord, UserRecord
-from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, email_content
+from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, EmailContent, email_content
 from crm_core.domain.errors import ServiceUnavailable
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.state import Claim, ClaimOutcome, LedgerEntry
@@ -107,6 +108,18 @@ class CaptureOptions:
     include_inline_attachments: bool = False
     max_body_chars: int = DEFAULT_MAX_BODY_CHARS
     users_cache_seconds: float = 300.0
+    # Turning one body into stored content may take this long before the HTML is left out; with
+    # flattened nesting the worst 1 MB body takes well under a second, so this is a safety net.
+    content_seconds: float = 10.0
+
+
+# Bodies larger than this are decided and converted in a worker thread, so that the event loop
+# (which also answers Graph's webhook within its 3 s) never waits on one mail's markup.
+_OFF_LOOP_BODY_CHARS = 32 * 1024
+
+
+def _large(message: GraphMessage) -> bool:
+    return bool(message.body and message.body.content and len(message.body.content) > _OFF_LOOP_BODY_CHARS)
 
 
 def ledger_id(message: GraphMessage) -> str:
@@ -186,9 +199,7 @@ class MailCapture:
             f"[CRMService: attachment {name} was not stored: over {self._options.max_attachment_bytes} bytes]"
             for name in too_large
         ]
-        content = email_content(
-            message, direction=decision.direction, max_body_chars=self._options.max_body_chars, notes=notes
-        )
+        content = await self._content(message, decision, notes)
         activity = EmailActivity(
             subject=content.subject,
             body_text=content.body_text,
@@ -222,6 +233,35 @@ class MailCapture:
             )
         await self._ledger.complete(entry, decision, activity_id)
 
+    async def _content(self, message: GraphMessage, decision: Decision, notes: Sequence[str]) -> EmailContent:
+        """The stored content, computed off the event loop for a large body and within a time budget:
+        past it the mail is stored with its text body and a note instead of its HTML."""
+        convert = functools.partial(
+            email_content,
+            message,
+            direction=decision.direction,
+            max_body_chars=self._options.max_body_chars,
+            notes=notes,
+        )
+        if not _large(message):
+            return convert()
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(convert), self._options.content_seconds)
+        except TimeoutError:
+            log.warning(
+                "capture: HTML body over the time budget, stored as text",
+                extra={"message_id": ledger_id(message), "budget_s": self._options.content_seconds},
+            )
+            why = f"sanitizing it took over {self._options.content_seconds:g} s"
+            return await asyncio.to_thread(functools.partial(convert, html_omitted=why))
+
+    async def _decide_now(
+        self, message: GraphMessage, directory: Directory, order: ConversationOrder | None = None
+    ) -> Decision:
+        """The pure decision, in a worker thread when the body is large (its HTML is converted to text)."""
+        call = functools.partial(decide, message, directory, self._rules, conversation_order=order)
+        return await asyncio.to_thread(call) if _large(message) else call()
+
     async def _decide(self, message: GraphMessage) -> Decision:
         """Decide with a directory of just this mail's people, then add the order if one is named."""
         users = await self._user_list()
@@ -230,7 +270,7 @@ class MailCapture:
         addresses = {a for a in addresses if a not in self._rules.exclusions}
         contacts = await self._crm.find_contacts_by_emails(sorted(addresses)) if addresses else ()
         directory = Directory(users=users, contacts=contacts)
-        decision = decide(message, directory, self._rules)
+        decision = await self._decide_now(message, directory)
         if not decision.capture:
             return decision
         if decision.order_number is not None:
@@ -238,11 +278,11 @@ class MailCapture:
             if order is None:
                 return decision
             directory.add_order(order)
-            return decide(message, directory, self._rules)
+            return await self._decide_now(message, directory)
         if message.conversation_id:
             inherited = await self._ledger.conversation_order(message.conversation_id)
             if inherited is not None:
-                return decide(message, directory, self._rules, conversation_order=inherited)
+                return await self._decide_now(message, directory, inherited)
         return decision
 
     async def _order(self, number: int) -> OrderRecord | None:
