@@ -49,7 +49,7 @@ async def _webhook(
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness for the platform's health check and for the local runner."""
-    return func.HttpResponse(json.dumps(health.report(settings)), status_code=200, mimetype="application/json")
+    return func.HttpResponse(json.dumps(health.report()), status_code=200, mimetype="application/json")
 
 
 @app.function_name("notifications")

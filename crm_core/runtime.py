@@ -148,8 +148,8 @@ class Runtime:
             self.graph,
             self.subscriptions,
             mailbox=settings.crm_mailbox,
-            notification_url=settings.crm_notification_url,
-            lifecycle_url=settings.crm_lifecycle_url,
+            notification_url=settings.crm_notification_url.get_secret_value(),
+            lifecycle_url=settings.crm_lifecycle_url.get_secret_value(),
             lifetime=timedelta(minutes=settings.crm_subscription_minutes),
             reconcile=self.reconcile,
         )

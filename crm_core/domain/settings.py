@@ -8,6 +8,7 @@ says what is expected, because a Functions host that starts half-configured lose
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
@@ -43,6 +44,19 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+# RFC 9110 section 5.1: a field name is a token; a CR or LF would let a value inject headers.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _checked_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an absolute http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("expected https (http is allowed on loopback only)")
+    return value.strip().rstrip("/")
+
+
 def _split_list(value: Any) -> Any:
     """Accept a JSON-free comma or semicolon separated app setting as well as a real list."""
     if isinstance(value, str):
@@ -68,11 +82,12 @@ class Settings(BaseSettings):
         description="comma-separated addresses or @domains that never count as participants",
     )
 
-    crm_notification_url: str = Field(
+    # Secrets: the `code=` query parameter is the function key that lets anyone post to the app.
+    crm_notification_url: SecretStr = Field(
         description="the public URL of the notifications function (https://<app>.azurewebsites.net/api/"
         "notifications?code=<key>) that Graph subscriptions post to"
     )
-    crm_lifecycle_url: str = Field(
+    crm_lifecycle_url: SecretStr = Field(
         description="the public URL of the lifecycle function (https://<app>.azurewebsites.net/api/lifecycle?code=<key>)"
     )
     crm_subscription_minutes: int = Field(
@@ -168,15 +183,25 @@ class Settings(BaseSettings):
             out.append(address)
         return out
 
-    @field_validator("netgenium_base_url", "graph_base_url", "crm_notification_url", "crm_lifecycle_url")
+    @field_validator("netgenium_base_url", "graph_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an absolute http(s) URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("expected https (http is allowed on loopback only)")
-        return value.strip().rstrip("/")
+        return _checked_url(value)
+
+    @field_validator("crm_notification_url", "crm_lifecycle_url")
+    @classmethod
+    def _secret_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            return SecretStr(_checked_url(value.get_secret_value()))
+        except ValueError as exc:  # the message names the problem, never the URL with its key
+            raise ValueError(str(exc)) from None
+
+    @field_validator("netgenium_api_key_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError("expected an HTTP header name (letters, digits and !#$%&'*+-.^_`|~; no space, CR or LF)")
+        return value
 
     @field_validator("netgenium_api_key")
     @classmethod

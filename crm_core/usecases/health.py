@@ -1,20 +1,16 @@
-"""What the health endpoint reports: that the app started, and with which non-secret settings."""
+"""What the anonymous health endpoint reports: that the app started, and nothing else.
+
+It answers anyone on the internet, so it names no mailbox, no auth mode, no setting: an app that
+reached this code has loaded valid settings (a wrong one stops the start), which is all the
+platform's health check needs to know. Operators read the rest with `crmservice` and in
+Application Insights.
+"""
 
 from __future__ import annotations
-
-from typing import Any
-
-from crm_core.domain.settings import Settings
 
 VERSION = "0.1.0"
 
 
-def report(settings: Settings) -> dict[str, Any]:
-    """A liveness answer an operator can read; never a secret, never a key."""
-    return {
-        "status": "ok",
-        "version": VERSION,
-        "crm_mailbox": settings.crm_mailbox,
-        "graph_auth": settings.graph_auth.value,
-        "order_keywords": settings.crm_order_keywords,
-    }
+def report() -> dict[str, str]:
+    """A liveness answer that tells an outsider nothing about the installation."""
+    return {"status": "ok", "version": VERSION}

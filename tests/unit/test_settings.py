@@ -149,3 +149,23 @@ def test_function_app_refuses_to_start_naming_the_setting() -> None:
     )
     assert result.returncode != 0
     assert "CRM_MAILBOX is missing" in result.stderr
+
+
+@pytest.mark.parametrize("header", ["X-Api-Key\r\nX-Evil: 1", "X-Api-Key\n", "X Api Key", "", "X-Api-Key:"])
+def test_an_api_key_header_that_is_no_header_name_stops_the_start(env: pytest.MonkeyPatch, header: str) -> None:
+    env.setenv("NETGENIUM_API_KEY_HEADER", header)
+    with pytest.raises(SettingsError, match="NETGENIUM_API_KEY_HEADER is invalid: expected an HTTP header name"):
+        load_settings()
+
+
+def test_the_function_keys_in_the_webhook_urls_are_secrets(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CRM_NOTIFICATION_URL", "https://crm.firma.example/api/notifications?code=FUNCTIONKEY1")
+    env.setenv("CRM_LIFECYCLE_URL", "https://crm.firma.example/api/lifecycle?code=FUNCTIONKEY2")
+    settings = load_settings()
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert "FUNCTIONKEY" not in shown
+    assert settings.crm_notification_url.get_secret_value().endswith("code=FUNCTIONKEY1")
+    env.setenv("CRM_LIFECYCLE_URL", "http://crm.firma.example/api/lifecycle?code=FUNCTIONKEY2")
+    with pytest.raises(SettingsError, match="CRM_LIFECYCLE_URL is invalid: expected https") as refused:
+        load_settings()
+    assert "FUNCTIONKEY" not in str(refused.value)
