@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from crm_core.domain.capture_decision import ConversationOrder, Decision
 from crm_core.storage.correspondents import UnmatchedCorrespondents
@@ -144,8 +145,8 @@ async def test_poison_items_show_their_reason_and_replay(storage: TableStorage, 
     assert await failures.get(queue, '{"item": 1}') is None
 
 
-async def test_subscription_cache_keeps_no_unknown_ids_and_stays_small(storage: TableStorage) -> None:
-    webhook = SubscriptionStore(storage)  # the webhook's store, with its cache
+async def test_subscription_cache_keeps_unknown_ids_only_briefly_and_stays_small(storage: TableStorage) -> None:
+    webhook = SubscriptionStore(storage, miss_seconds=0)  # the webhook's store, its misses already stale
     upkeep = SubscriptionStore(storage)  # another process's
     for n in range(300):
         assert await webhook.get(f"made-up-{n}") is None
@@ -156,3 +157,40 @@ async def test_subscription_cache_keeps_no_unknown_ids_and_stays_small(storage: 
     await upkeep.save(record)
     assert await webhook.get("made-up-7") == record  # asked before, found now: no "unknown" was kept
     assert len(webhook._cache) <= 256
+
+
+class _CountingStorage:
+    """A TableStorage whose tables count their point reads."""
+
+    def __init__(self, inner: TableStorage) -> None:
+        self._inner = inner
+        self.reads = 0
+
+    async def table(self, name: str) -> Any:
+        table = await self._inner.table(name)
+        outer = self
+
+        class _Counting:
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(table, attr)
+
+            async def get_entity(self, *args: Any, **kwargs: Any) -> Any:
+                outer.reads += 1
+                return await table.get_entity(*args, **kwargs)
+
+        return _Counting()
+
+
+async def test_a_flood_of_unknown_subscription_ids_costs_one_read_each_per_window(storage: TableStorage) -> None:
+    counting = _CountingStorage(storage)
+    webhook = SubscriptionStore(counting, miss_seconds=60)  # type: ignore[arg-type]
+    for _ in range(3):
+        for n in range(50):
+            assert await webhook.get(f"unknown-{n}") is None
+    assert counting.reads == 50  # each unknown id read once, then remembered as unknown
+    now = datetime.now(UTC).replace(microsecond=0)
+    record = SubscriptionRecord(
+        id="unknown-3", resource="r", kind="mail", mailbox="m", client_state="s", expires_at=now, created_at=now
+    )
+    await webhook.save(record)  # a subscription this process creates is known at once
+    assert await webhook.get("unknown-3") == record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 from crm_core.domain.notifications import MAX_BODY_BYTES, NotificationRejected
 from crm_core.domain.tasks import CaptureTask, LifecycleTask
 from crm_core.storage.subscriptions import SubscriptionRecord, SubscriptionStore
-from crm_core.usecases.notification_intake import accept_changes, accept_lifecycle
+from crm_core.usecases.notification_intake import MAX_SUBSCRIPTIONS_PER_POST, accept_changes, accept_lifecycle
 from crm_core.usecases.subscription_upkeep import mail_resource
 from tests.unit.messages import CRM
 from tests.usecases.fakes import FakeSubscriptionRecords, notification_body
@@ -211,3 +212,42 @@ async def test_a_bad_lifecycle_body_is_rejected_with_400(subscriptions: Any, bod
         await accept_lifecycle(body, subscriptions)
 
     assert raised.value.status == 400
+
+
+class _SlowLookup:
+    """Subscription lookups that each take a while, counting how many run at once."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def get(self, subscription_id: str) -> SubscriptionRecord | None:
+        self.calls.append(subscription_id)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            return await self._inner.get(subscription_id)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_post_of_a_thousand_unknown_subscriptions_reads_a_bounded_few_at_once(subscriptions: Any) -> None:
+    lookup = _SlowLookup(subscriptions)
+    notes = [change(f"AAMkAD-{n}", subscription_id=f"forged-{n}") for n in range(1000)]
+    intake = await accept_changes(json.dumps({"value": notes}).encode(), lookup)
+    assert len(lookup.calls) == MAX_SUBSCRIPTIONS_PER_POST  # not 1,000 reads
+    assert len(set(lookup.calls)) == len(lookup.calls)  # each subscription once, however often named
+    assert 1 < lookup.most_in_flight <= 16  # in parallel, and bounded
+    assert intake.dropped == 1000
+
+
+async def test_a_subscription_named_by_many_notifications_is_read_once(subscriptions: Any) -> None:
+    lookup = _SlowLookup(subscriptions)
+    notes = [change(f"AAMkAD-{n}") for n in range(50)]
+    intake = await accept_changes(json.dumps({"value": notes}).encode(), lookup)
+    assert lookup.calls == [OURS.id]
+    assert intake.dropped == 0
+    assert sum(len(CaptureTask.model_validate_json(t).item_ids) for t in intake.tasks) == 50
