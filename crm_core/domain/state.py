@@ -83,7 +83,7 @@ class PoisonItem:
     """A queue item that failed for good, with the reason of its last failure when one was kept."""
 
     content: str
-    dequeue_count: int
+    attempts: int  # the attempts it had in its queue, as the failure log counted them
     reason: str | None
 
 

@@ -34,10 +34,11 @@ async def list_poison(connection: str, queue: str, failures: FailureLog, *, limi
             raise storage_error(exc, "peeking a poison queue") from exc
         out = []
         for message in peeked:
+            # The poison copy is a new message: its own dequeue count says nothing of the attempts
+            # the item had in its queue. The failure log counted them.
             failure = await failures.get(queue, str(message.content))
-            out.append(
-                PoisonItem(str(message.content), int(message.dequeue_count or 0), failure.reason if failure else None)
-            )
+            attempts = failure.attempts if failure else int(message.dequeue_count or 0)
+            out.append(PoisonItem(str(message.content), attempts, failure.reason if failure else None))
         return out
 
 

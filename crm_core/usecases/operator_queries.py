@@ -63,7 +63,7 @@ async def unmatched_correspondents(state: OperatorState, limit: int) -> list[dic
 async def poison_items(state: OperatorState, queue: str, limit: int) -> list[dict[str, Any]]:
     """Items of `<queue>-poison`, each with its attempts and the reason of its last failure."""
     items = await state.poison.list(queue, limit)
-    return [{"item": i.content, "attempts": i.dequeue_count, "reason": i.reason} for i in items]
+    return [{"item": i.content, "attempts": i.attempts, "reason": i.reason} for i in items]
 
 
 async def replay_poison_items(state: OperatorState, queue: str) -> int:

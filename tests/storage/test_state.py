@@ -138,6 +138,7 @@ async def test_poison_items_show_their_reason_and_replay(storage: TableStorage, 
     await failures.record(queue, '{"item": 1}', "NetGeniumRejected: 400 value_too_long", 5)
     items = await list_poison(azurite.connection_string, queue, failures)
     assert [(i.content, i.reason) for i in items] == [('{"item": 1}', "NetGeniumRejected: 400 value_too_long")]
+    assert [i.attempts for i in items] == [5]  # the attempts in its queue, not the poison copy's 0
     assert await replay_poison(azurite.connection_string, queue, failures) == 1
     assert await list_poison(azurite.connection_string, queue, failures) == []
     async with QueueClient.from_connection_string(azurite.connection_string, queue) as target:
