@@ -47,6 +47,10 @@ class ServiceRejected(ExternalServiceError):
     retryable = False
 
 
+class ItemGone(ServiceRejected):
+    """The item a notification named no longer exists (deleted since): there is nothing to capture."""
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), or None.
 

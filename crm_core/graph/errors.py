@@ -8,7 +8,7 @@ without it (Graph's 410 Gone / `syncStateNotFound`).
 
 from __future__ import annotations
 
-from crm_core.domain.errors import CursorExpired, ServiceRejected, ServiceUnavailable
+from crm_core.domain.errors import CursorExpired, ItemGone, ServiceRejected, ServiceUnavailable
 
 
 class GraphUnavailable(ServiceUnavailable):
@@ -31,7 +31,7 @@ class GraphRejected(ServiceRejected):
         self.code = code
 
 
-class GraphNotFound(GraphRejected):
+class GraphNotFound(GraphRejected, ItemGone):
     """The item is gone (404): deleted or moved since the notification was sent."""
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from crm_core.domain.errors import CursorExpired, ExternalServiceError
+from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.mailbox import MAIL_FOLDER
 from crm_core.domain.tasks import CaptureTask
@@ -58,6 +58,7 @@ class SyncReport:
 
     captured: list[CaptureResult] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)  # Graph ids of mails deleted before they were read
     graph_requests: int = 0
     resynced: bool = False
 
@@ -108,11 +109,22 @@ class MailboxSync:
             report = await self._delta(task.mailbox)
         for item in task.item_ids:
             if item not in self._done and item not in report.failed:
-                # Not in the delta: read it by id; errors go to the queue's retry and poison handling.
-                result = await self._capture.capture_by_id(task.mailbox, item)
+                # Not in the delta (moved out of the inbox by a rule, say): read it by id, wherever
+                # it is now. Each id on its own: one that fails is queued alone, and stops no other.
                 report.graph_requests += 1
-                report.captured.append(result)
-                self._mark(item)
+                try:
+                    result = await self._capture_by_id(task.mailbox, item)
+                except Exception as exc:
+                    log.warning(
+                        "mailbox sync: a notified mail failed, queued alone",
+                        extra={"graph_id": item, "error": type(exc).__name__},
+                    )
+                    report.failed.append(item)
+                    continue
+                if result is None:
+                    report.gone.append(item)
+                else:
+                    report.captured.append(result)
         return report
 
     async def reconcile(self, mailbox: str) -> SyncReport:
@@ -120,9 +132,19 @@ class MailboxSync:
         async with self._lock(mailbox):
             return await self._delta(mailbox)
 
-    async def retry_one(self, mailbox: str, graph_id: str) -> CaptureResult:
-        """A mail a delta run could not capture, retried alone (from the queue)."""
-        result = await self._capture.capture_by_id(mailbox, graph_id)
+    async def retry_one(self, mailbox: str, graph_id: str) -> CaptureResult | None:
+        """A mail a delta run could not capture, retried alone (from the queue); None if it is gone."""
+        return await self._capture_by_id(mailbox, graph_id)
+
+    async def _capture_by_id(self, mailbox: str, graph_id: str) -> CaptureResult | None:
+        """One mail read by id; a mail deleted meanwhile is recorded as gone (None), not as a failure:
+        retrying cannot bring it back, and there is nothing of it to store."""
+        try:
+            result = await self._capture.capture_by_id(mailbox, graph_id)
+        except ItemGone:
+            log.info("mailbox sync: the notified mail is gone", extra={"graph_id": graph_id, "outcome": "gone"})
+            self._mark(graph_id)
+            return None
         self._mark(graph_id)
         return result
 

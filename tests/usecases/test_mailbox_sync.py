@@ -181,7 +181,7 @@ async def test_a_non_retryable_failure_of_one_mail_is_queued_alone(
 
     retried = await sync.retry_one(CRM, ids[1])  # its own queue item
 
-    assert retried.outcome is Outcome.WRITTEN
+    assert retried is not None and retried.outcome is Outcome.WRITTEN
     assert len(crm.activities) == 4 and written_once(crm, 4)
     # Captured now: its notification, delivered again, costs nothing.
     assert (await sync.handle(task("g2"))).graph_requests == 0
@@ -285,3 +285,38 @@ async def test_a_conversation_is_captured_in_its_order_within_a_round(
     orders = {a.activity.message_id: a.activity.order_id for a in crm.activities.values()}
     assert {m: o for m, o in orders.items() if m.startswith("<c")} == {f"<c{n}@x>": 40 for n in range(6)}
     assert len(orders) == 12
+
+
+async def test_one_gone_id_stops_no_other_id_of_the_notification(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    """A POST names a mail deleted meanwhile, then one a rule moved out of the inbox before capture."""
+    deliver(source, 1)
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<moved@zakaznik.example>"), "g-moved", in_delta=False)
+    notification = CaptureTask(
+        subscription_id="sub-1", kind="mail", mailbox=CRM, item_ids=["g-deleted", "g-moved", "g1"], change_type="created"
+    )
+
+    report = await sync.handle(notification)
+
+    assert report.gone == ["g-deleted"]
+    assert report.failed == []
+    assert len(crm.activities_for("<moved@zakaznik.example>")) == 1  # captured from where it is now
+    assert written_once(crm, 1)
+    assert await sync.retry_one(CRM, "g-deleted") is None  # a queued retry of a gone mail ends, not poisons
+
+
+async def test_a_retryable_failure_of_one_notified_id_queues_it_alone(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<a@zakaznik.example>"), "g-a", in_delta=False)
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<b@zakaznik.example>"), "g-b", in_delta=False)
+    crm.fail("create_email_activity", ServiceUnavailable("NET Genium 503"), message_id="<a@zakaznik.example>")
+    notification = CaptureTask(
+        subscription_id="sub-1", kind="mail", mailbox=CRM, item_ids=["g-a", "g-b"], change_type="created"
+    )
+
+    report = await sync.handle(notification)
+
+    assert report.failed == ["g-a"]
+    assert len(crm.activities_for("<b@zakaznik.example>")) == 1
