@@ -1,4 +1,4 @@
-"""The NET Genium adapter: the record API contract (openapi.yaml), the schema map, and the client."""
+"""The NET Genium adapter: the record API contract (openapi.yaml), the schema map, the HTTP transport and the client."""
 
 from crm_core.netgenium.client import NetGeniumClient
 from crm_core.netgenium.errors import (
