@@ -293,9 +293,8 @@ async def test_one_gone_id_stops_no_other_id_of_the_notification(
     """A POST names a mail deleted meanwhile, then one a rule moved out of the inbox before capture."""
     deliver(source, 1)
     source.add(mail(sender=NOVAK, to=[JANA], message_id="<moved@zakaznik.example>"), "g-moved", in_delta=False)
-    notification = CaptureTask(
-        subscription_id="sub-1", kind="mail", mailbox=CRM, item_ids=["g-deleted", "g-moved", "g1"], change_type="created"
-    )
+    ids = ["g-deleted", "g-moved", "g1"]
+    notification = CaptureTask(subscription_id="sub-1", kind="mail", mailbox=CRM, item_ids=ids, change_type="created")
 
     report = await sync.handle(notification)
 
