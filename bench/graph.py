@@ -19,7 +19,8 @@ import time
 import httpx
 
 from crm_core.domain.settings import Settings
-from crm_core.graph.client import GraphOptions, create_graph_adapter
+from crm_core.graph.factory import create_graph_adapter
+from crm_core.graph.options import GraphOptions
 from sandbox.launch import ServerProcess
 
 TOKEN = "bench-token"

@@ -101,7 +101,7 @@ class Runtime:
 
     @cached_property
     def graph(self) -> GraphAdapter:
-        from crm_core.graph.client import create_graph_adapter
+        from crm_core.graph.factory import create_graph_adapter
 
         return create_graph_adapter(self.settings)
 

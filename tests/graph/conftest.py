@@ -21,7 +21,9 @@ from aiohttp import web
 
 from crm_core.domain.notifications import NotificationBatch, ValidationRequest, parse_notifications
 from crm_core.domain.settings import Settings
-from crm_core.graph.client import GraphAdapter, GraphOptions, create_graph_adapter
+from crm_core.graph.client import GraphAdapter
+from crm_core.graph.factory import create_graph_adapter
+from crm_core.graph.options import GraphOptions
 from sandbox.launch import ServerProcess, free_port
 
 TOKEN = "graph-test-token"

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from crm_core.domain.mail import GraphMessage
-from crm_core.graph.client import MESSAGE_FIELDS, create_graph_adapter
+from crm_core.graph.client import MESSAGE_FIELDS
 from crm_core.graph.errors import FullResyncNeeded, GraphAccessDenied, GraphNotFound
+from crm_core.graph.factory import create_graph_adapter
 from tests.graph.conftest import FAST, MAILBOX, TOKEN, Admin, graph_settings
 
 CUSTOMER = {"emailAddress": {"name": "Jan Novák", "address": "jan.novak@zakaznik.example"}}

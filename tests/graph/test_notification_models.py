@@ -131,7 +131,7 @@ def test_the_documented_validation_token_shape_is_decoded() -> None:
 
 def test_the_webhook_path_does_not_import_the_sdk() -> None:
     code = (
-        "import sys, crm_core.graph, crm_core.domain.notifications, crm_core.graph.client\n"
+        "import sys, crm_core.graph, crm_core.domain.notifications, crm_core.graph.client, crm_core.graph.factory\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_abstractions',"
         " 'kiota_http', 'azure', 'httpx'))\n"
         "print(','.join(heavy))\n"

@@ -7,8 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from crm_core.graph.client import GraphOptions, create_graph_adapter
 from crm_core.graph.errors import GraphUnavailable
+from crm_core.graph.factory import create_graph_adapter
+from crm_core.graph.options import GraphOptions
 from tests.graph.conftest import MAILBOX, TOKEN, Admin, graph_settings
 
 

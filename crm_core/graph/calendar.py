@@ -1,0 +1,200 @@
+"""The calendar calls of the Graph adapter; `GraphAdapter` inherits them from `CalendarCalls`.
+
+Why they look the way they do:
+
+- Events are read and written in UTC (`Prefer: outlook.timezone="UTC"`), so a sync compares
+  like with like whatever the mailbox's own time zone.
+- The NET Genium activity id rides in a single-value extended property that every read expands, so
+  an event can be found again after an answer was lost (`find_event_by_activity`).
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+from crm_core.graph.errors import GraphNotFound, GraphRejected
+from crm_core.graph.models import ACTIVITY_PROPERTY_ID, EventDelta, EventDraft, ExtendedProperty, GraphEvent
+from crm_core.graph.translate import IMMUTABLE_IDS, GraphCalls, to_json
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("expected a timezone-aware datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000")
+
+
+def _removed(item: Any) -> bool:
+    extra = getattr(item, "additional_data", None) or {}
+    return "@removed" in extra
+
+
+class CalendarCalls(GraphCalls):
+    """Apart from the mail calls only to keep each file short; `GraphAdapter` is the class to use."""
+
+    async def event_delta(
+        self,
+        mailbox: str,
+        start: datetime,
+        end: datetime,
+        delta_link: str | None = None,
+        *,
+        page_size: int | None = None,
+    ) -> EventDelta:
+        """One `calendarView/delta` round over [start, end); FullResyncNeeded when the link is dead."""
+        from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
+
+        size = page_size or self.options.delta_page_size
+        prefer = (IMMUTABLE_IDS, f"odata.maxpagesize={size}", 'outlook.timezone="UTC"')
+        builder = self._user(mailbox).calendar_view.delta
+        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+            start_date_time=_iso(start), end_date_time=_iso(end)
+        )
+        first = functools.partial(builder.get, self._config(query, prefer=prefer))
+        events: dict[str, GraphEvent] = {}
+        removed: dict[str, None] = {}
+        link, requests = delta_link, 0
+        while True:
+            call = functools.partial(builder.with_url(link).get, self._config(prefer=prefer)) if link else first
+            page = await self._send("eventDelta", mailbox, call, delta=True)
+            requests += 1
+            for item in (page.value or []) if page is not None else []:
+                if not item.id:
+                    continue
+                if _removed(item):
+                    events.pop(item.id, None)
+                    removed[item.id] = None
+                else:
+                    removed.pop(item.id, None)
+                    events[item.id] = GraphEvent.model_validate(to_json(item))
+            if page is not None and page.odata_next_link:
+                link = page.odata_next_link
+                continue
+            if page is not None and page.odata_delta_link:
+                return EventDelta(
+                    events=list(events.values()),
+                    removed_ids=list(removed),
+                    delta_link=page.odata_delta_link,
+                    requests=requests,
+                )
+            raise GraphRejected("eventDelta: a delta page carried neither @odata.nextLink nor @odata.deltaLink")
+
+    def _event_query(self) -> Any:
+        from msgraph.generated.users.item.events.item.event_item_request_builder import EventItemRequestBuilder
+
+        return EventItemRequestBuilder.EventItemRequestBuilderGetQueryParameters(
+            expand=[f"singleValueExtendedProperties($filter=id eq '{ACTIVITY_PROPERTY_ID}')"]
+        )
+
+    async def get_event(self, mailbox: str, event_id: str) -> GraphEvent:
+        """One event, with the NET Genium activity id it carries (if any)."""
+        builder = self._user(mailbox).events.by_event_id(event_id)
+        prefer = (IMMUTABLE_IDS, 'outlook.timezone="UTC"')
+        event = await self._send(
+            "getEvent", mailbox, functools.partial(builder.get, self._config(self._event_query(), prefer=prefer))
+        )
+        if event is None:
+            raise GraphNotFound(f"getEvent: Graph returned no event {event_id}")
+        return GraphEvent.model_validate(to_json(event))
+
+    async def find_event_by_activity(self, mailbox: str, activity_id: str) -> GraphEvent | None:
+        """The event that carries this activity id, if one exists (reconciliation after a lost answer)."""
+        from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
+
+        escaped = activity_id.replace("'", "''")
+        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+            filter=f"singleValueExtendedProperties/Any(ep: ep/id eq '{ACTIVITY_PROPERTY_ID}' and ep/value eq "
+            f"'{escaped}')",
+            expand=[f"singleValueExtendedProperties($filter=id eq '{ACTIVITY_PROPERTY_ID}')"],
+            top=1,
+        )
+        builder = self._user(mailbox).events
+        page = await self._send(
+            "findEvent",
+            mailbox,
+            functools.partial(builder.get, self._config(query, prefer=(IMMUTABLE_IDS, 'outlook.timezone="UTC"'))),
+        )
+        items = list(page.value or []) if page is not None else []
+        return GraphEvent.model_validate(to_json(items[0])) if items else None
+
+    @staticmethod
+    def _sdk_event(draft: EventDraft) -> Any:
+        from msgraph.generated.models.body_type import BodyType
+        from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+        from msgraph.generated.models.event import Event
+        from msgraph.generated.models.item_body import ItemBody
+        from msgraph.generated.models.location import Location
+
+        return Event(
+            subject=draft.subject,
+            body=ItemBody(content_type=BodyType.Html if draft.body_is_html else BodyType.Text, content=draft.body),
+            start=DateTimeTimeZone(date_time=_iso(draft.start), time_zone="UTC"),
+            end=DateTimeTimeZone(date_time=_iso(draft.end), time_zone="UTC"),
+            is_all_day=draft.is_all_day,
+            location=Location(display_name=draft.location) if draft.location is not None else None,
+        )
+
+    async def create_event(
+        self, mailbox: str, draft: EventDraft, *, transaction_id: str, activity_id: str
+    ) -> GraphEvent:
+        """Create the event once: a retry with the same `transaction_id` returns the first event.
+
+        The activity id goes into a single-value extended property; no attendees are set, so no
+        invitation is sent.
+        """
+        from msgraph.generated.models.single_value_legacy_extended_property import (
+            SingleValueLegacyExtendedProperty,
+        )
+
+        event = self._sdk_event(draft)
+        event.transaction_id = transaction_id
+        event.single_value_extended_properties = [
+            SingleValueLegacyExtendedProperty(id=ACTIVITY_PROPERTY_ID, value=str(activity_id))
+        ]
+        builder = self._user(mailbox).events
+        prefer = (IMMUTABLE_IDS, 'outlook.timezone="UTC"')
+        created = await self._send(
+            "createEvent", mailbox, functools.partial(builder.post, event, self._config(prefer=prefer))
+        )
+        if created is None:
+            raise GraphRejected("createEvent: Graph returned no event")
+        result = GraphEvent.model_validate(to_json(created))
+        if result.activity_id is None:
+            result = result.model_copy(
+                update={
+                    "single_value_extended_properties": [
+                        ExtendedProperty(id=ACTIVITY_PROPERTY_ID, value=str(activity_id))
+                    ]
+                }
+            )
+        return result
+
+    async def update_event(self, mailbox: str, event_id: str, draft: EventDraft) -> GraphEvent:
+        """Write the synced fields of an existing event."""
+        builder = self._user(mailbox).events.by_event_id(event_id)
+        prefer = (IMMUTABLE_IDS, 'outlook.timezone="UTC"')
+        updated = await self._send(
+            "updateEvent",
+            mailbox,
+            functools.partial(builder.patch, self._sdk_event(draft), self._config(prefer=prefer)),
+        )
+        if updated is None:
+            raise GraphRejected("updateEvent: Graph returned no event")
+        return GraphEvent.model_validate(to_json(updated))
+
+    async def delete_event(self, mailbox: str, event_id: str) -> bool:
+        """Delete; False when it was already gone (404 or 410), which is the outcome we wanted."""
+        builder = self._user(mailbox).events.by_event_id(event_id)
+        try:
+            await self._send("deleteEvent", mailbox, functools.partial(builder.delete, self._config()))
+        except GraphNotFound:
+            return False
+        except GraphRejected as exc:
+            if exc.status == 410:
+                return False
+            raise
+        return True
+
+
+__all__ = ["CalendarCalls"]
