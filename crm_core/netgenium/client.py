@@ -37,6 +37,7 @@ from crm_core.netgenium.mapping import (
     calendar_from_record,
     contact_from_record,
     email_activity_values,
+    message_key,
     user_columns,
     user_from_record,
 )
@@ -247,17 +248,30 @@ class NetGeniumClient:
         return NgOrder(id=records[0]["id"], number=int(number))
 
     async def find_activity_by_message_id(self, message_id: str) -> int | None:
-        """The e-mail activity stored for this Internet Message-ID (cut the way inserts cut it)."""
+        """The e-mail activity stored for exactly this Internet Message-ID, letter case included.
+
+        Found by the id's exact key, and then held to the id itself (cut the way inserts cut it),
+        so that a record of another mail is never taken for this one's.
+        """
         entity = self.schema_map.email_activities
-        column = entity.column("message_id")
-        key = fit_identifier(message_id, column.max_length)
+        id_column = entity.column("message_id")
+        key_column = entity.column("message_key")
         records = await self.transport.query(
             entity.table,
-            base_filter(entity) & f.eq(column.name, key),
-            columns=["id"],
+            base_filter(entity) & f.eq(key_column.name, message_key(message_id)),
+            columns=["id", id_column.name],
             orderby="id",
         )
-        return records[0]["id"] if records else None
+        wanted = fit_identifier(message_id.strip(), id_column.max_length)
+        for record in records:
+            if record.get(id_column.name) == wanted:
+                return int(record["id"])
+        if records:
+            logger.warning(
+                "an activity has this mail's key but another Message-ID; not taken for it",
+                extra={"activity_id": records[0]["id"]},
+            )
+        return None
 
     async def create_email_activity(self, activity: EmailActivity, attachments: Sequence[Attachment] = ()) -> int:
         """Store a captured e-mail with its attachments and return the activity id.
@@ -267,28 +281,33 @@ class NetGeniumClient:
         added, so a redelivered mail never becomes a second activity.
         """
         entity = self.schema_map.email_activities
-        message_column = entity.column("message_id")
         values = email_activity_values(entity, activity)
-        existing: int | None = None
-        if not message_column.unique:
-            # Without a unique column, a lookup is the only guard against a second activity.
-            existing = await self.find_activity_by_message_id(activity.message_id)
-        if existing is None:
-            try:
-                activity_id = await self.transport.insert(entity.table, values, repeatable=message_column.unique)
-                new = True
-            except NetGeniumConflict:
-                found = await self.find_activity_by_message_id(activity.message_id)
-                if found is None:
-                    raise
-                activity_id, new = found, False
-        else:
-            activity_id, new = existing, False
+        try:
+            activity_id = await self.transport.insert(entity.table, values, repeatable=True)
+            new = True
+        except NetGeniumConflict as exc:
+            # Only a record of exactly this Message-ID is ours; any other unique column that
+            # refused the insert (a Message-ID column still unique under a case-insensitive
+            # collation, say) is a conflict an administrator must resolve: never attach to it.
+            found = await self.find_activity_by_message_id(activity.message_id)
+            if found is None:
+                raise NetGeniumConflict(
+                    f"NET Genium refused the activity of {activity.message_id} as a duplicate of a record that "
+                    "is not this mail's (is a column other than the message key unique?): "
+                    f"{exc}",
+                    status=exc.status,
+                    code=exc.code,
+                ) from exc
+            activity_id, new = found, False
         log_extra = {"message_id": activity.message_id, "activity_id": activity_id}
         if not new:
             logger.info("e-mail activity exists already", extra=log_extra)
         await self._attach_all(entity, activity_id, attachments, existing_record=not new)
         return activity_id
+
+    async def add_missing_attachments(self, activity_id: int, attachments: Sequence[Attachment]) -> None:
+        """Finish an e-mail activity another worker began: store the files it does not hold yet."""
+        await self._attach_all(self.schema_map.email_activities, activity_id, attachments, existing_record=True)
 
     async def _attach_all(
         self,

@@ -10,6 +10,7 @@ further in.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,6 +126,12 @@ def calendar_from_record(entity: EntityMap, record: dict[str, Any]) -> CalendarA
     )
 
 
+def message_key(message_id: str) -> str:
+    """The exact key of a Message-ID: lower-case hex of its SHA-256, so that no collation folds
+    two ids that differ only in case into one, and the key fits any text column of 64."""
+    return hashlib.sha256(message_id.strip().encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def email_activity_values(entity: EntityMap, activity: EmailActivity) -> dict[str, Any]:
     """The record a captured e-mail is stored as; inserts and lookups fit the Message-ID alike."""
     return record_values(
@@ -136,6 +143,7 @@ def email_activity_values(entity: EntityMap, activity: EmailActivity) -> dict[st
             "direction": activity.direction,
             "date": activity.date,
             "message_id": activity.message_id,
+            "message_key": message_key(activity.message_id),
             "conversation_id": activity.conversation_id,
             "contact": activity.contact_id,
             "company": activity.company_id,

@@ -30,6 +30,9 @@ SYSTEM_COLUMNS: dict[str, ColumnType] = {
 TABLE_NAME = re.compile(r"^ng_[a-z0-9_]{1,60}$")
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
+# The length of an e-mail activity's message key: the SHA-256 of the exact Message-ID, in hex.
+MESSAGE_KEY_LENGTH = 64
+
 # The logical columns each entity must map; the client reads or writes every one of them.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("email", "name"),
@@ -43,6 +46,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "direction",
         "date",
         "message_id",
+        "message_key",
         "conversation_id",
         "contact",
         "company",
@@ -70,6 +74,7 @@ _EXPECTED_TYPES: dict[tuple[str, str], tuple[ColumnType, ...]] = {
     ("orders", "number"): ("int",),
     ("email_activities", "subject"): ("text", "memo"),
     ("email_activities", "message_id"): ("text",),
+    ("email_activities", "message_key"): ("text",),
     ("email_activities", "date"): ("datetime",),
     ("email_activities", "attachments"): ("files",),
     ("email_activities", "contact"): ("int",),
@@ -176,6 +181,12 @@ class SchemaMap(BaseModel):
                     raise ValueError(
                         f"{entity_name}.columns.{logical} must be of type {' or '.join(allowed)}, not {column.type}"
                     )
+        key = self.email_activities.columns["message_key"]
+        if not key.unique or (key.max_length is not None and key.max_length < MESSAGE_KEY_LENGTH):
+            raise ValueError(
+                f"email_activities.columns.message_key must be unique and hold {MESSAGE_KEY_LENGTH} characters: "
+                "it is what makes a retried write safe and tells apart Message-IDs that differ only in case"
+            )
         self.tables()
         return self
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+import crm_core.netgenium
 from crm_core.netgenium import (
     Attachment,
     CalendarActivity,
@@ -24,6 +26,7 @@ from crm_core.netgenium import (
 from crm_core.netgenium import filters as f
 from crm_core.netgenium.fit import utf16_len
 from crm_core.netgenium.retry import RetryPolicy
+from crm_core.netgenium.schema_map import load_schema_map
 from sandbox.launch import ServerProcess
 from tests.netgenium.ng_helpers import API_KEY, API_KEY_HEADER, FAST_RETRY, MAX_FILE_BYTES, Admin
 
@@ -392,3 +395,58 @@ async def test_https_is_required_off_loopback() -> None:
     remote = NetGeniumClient("https://netgenium.example.com", "k", schema_map=default_schema_map())
     assert remote.base_url == "https://netgenium.example.com"
     await remote.aclose()
+
+
+async def test_message_ids_that_differ_only_in_case_are_two_activities_each_with_its_own_files(
+    client: NetGeniumClient, admin: Admin
+) -> None:
+    """Issue 10, item 1: NET Genium compares text case-insensitively; a Message-ID is exact."""
+    first = await client.create_email_activity(
+        _activity("<Quote-2026-ABC@x>", contact_id=11), [Attachment(filename="quote.pdf", content=b"A")]
+    )
+    second = await client.create_email_activity(
+        _activity("<quote-2026-abc@x>", contact_id=12), [Attachment(filename="quote.pdf", content=b"B")]
+    )
+    assert second != first
+    assert await client.find_activity_by_message_id("<Quote-2026-ABC@x>") == first
+    assert await client.find_activity_by_message_id("<quote-2026-abc@x>") == second
+    assert await client.find_activity_by_message_id("<QUOTE-2026-ABC@X>") is None
+    columns = ["id", "ng_message_id", "ng_contact_id", "ng_attachments"]
+    records = {r["id"]: r for r in await client.query("ng_activities", f.eq("ng_kind", "email"), columns=columns)}
+    assert records[first]["ng_message_id"] == "<Quote-2026-ABC@x>" and records[first]["ng_contact_id"] == 11
+    assert records[second]["ng_message_id"] == "<quote-2026-abc@x>" and records[second]["ng_contact_id"] == 12
+    for activity_id, content in ((first, b"A"), (second, b"B")):
+        [stored] = records[activity_id]["ng_attachments"]
+        answer = admin.api("GET", f"/api/v1/tables/ng_activities/records/{activity_id}/files/{stored['file_id']}")
+        assert answer.content == content
+
+
+async def test_a_conflict_on_a_record_of_another_message_id_is_refused_and_attaches_nothing(
+    tmp_path: Path,
+) -> None:
+    """An installation whose Message-ID column is still unique (case-insensitive): the second mail
+    is refused with a reason an administrator can act on, and no file lands on the first mail."""
+    source = Path(crm_core.netgenium.__file__).with_name("schema_map.toml")
+    text = source.read_text("utf-8").replace(
+        'columns.message_id = { name = "ng_message_id", type = "text", max_length = 255, indexed = true }',
+        'columns.message_id = { name = "ng_message_id", type = "text", max_length = 255, unique = true }',
+    )
+    assert "max_length = 255, unique = true }" in text
+    schema = tmp_path / "old_unique.toml"
+    schema.write_text(text, "utf-8")
+    server = ServerProcess(
+        "sandbox.netgenium",
+        ["--db", ":memory:", "--api-key", API_KEY, "--api-key-header", API_KEY_HEADER, "--schema-map", str(schema)],
+        health_path="/api/v1/health",
+    )
+    with server:
+        options = {"api_key_header": API_KEY_HEADER, "retry": FAST_RETRY, "schema_map": load_schema_map(str(schema))}
+        async with NetGeniumClient(server.base_url, API_KEY, **options) as ng:
+            first = await ng.create_email_activity(_activity("<Quote-2026-ABC@x>"))
+            with pytest.raises(NetGeniumRejected, match="not this mail's") as refused:
+                await ng.create_email_activity(
+                    _activity("<quote-2026-abc@x>"), [Attachment(filename="evil.exe", content=b"x")]
+                )
+            assert refused.value.status == 409 and not refused.value.retryable
+            record = await ng.get_record("ng_activities", first, columns=["id", "ng_attachments"])
+            assert not record.get("ng_attachments")

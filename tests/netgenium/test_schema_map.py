@@ -24,7 +24,8 @@ def test_the_defaults_map_every_required_column_and_say_they_must_be_checked() -
 def test_shared_tables_are_merged_with_their_flags() -> None:
     tables = default_schema_map().tables()
     activities = tables["ng_activities"]
-    assert activities["ng_message_id"].unique and activities["ng_event_id"].unique
+    assert activities["ng_message_key"].unique and activities["ng_event_id"].unique
+    assert activities["ng_message_id"].indexed and not activities["ng_message_id"].unique
     assert activities["ng_modified"].auto == "modified"
     assert "id" not in activities  # system columns are implied
     assert default_schema_map().email_activities.fixed_values() == {"ng_kind": "email"}
