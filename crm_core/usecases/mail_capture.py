@@ -66,6 +66,7 @@ class ActivityStore(Protocol):
     async def find_order_by_number(self, number: int) -> OrderRecord | None: ...
     async def find_activity_by_message_id(self, message_id: str) -> int | None: ...
     async def create_email_activity(self, activity: EmailActivity, attachments: Sequence[Attachment] = ()) -> int: ...
+    async def add_missing_attachments(self, activity_id: int, attachments: Sequence[Attachment]) -> None: ...
 
 
 class Ledger(Protocol):
@@ -190,6 +191,11 @@ class MailCapture:
         if claim.outcome is ClaimOutcome.TAKEN_OVER:
             existing = await self._crm.find_activity_by_message_id(key)
             if existing is not None:
+                # The worker before us wrote the activity and may have died (or been refused) before
+                # its files were all stored: finish its write, then complete the row.
+                attachments, _ = await self._attachments(mailbox, message)
+                if attachments:
+                    await self._crm.add_missing_attachments(existing, attachments)
                 await self._finish(claim.entry, message, decision, existing)
                 log.info("capture: found written", extra={"message_id": key, "activity_id": existing})
                 return CaptureResult(key, Outcome.FOUND, existing, decision)

@@ -227,6 +227,13 @@ class FakeActivityStore:
         self.activities[self._next_id] = StoredActivity(self._next_id, activity, list(attachments))
         return self._next_id
 
+    async def add_missing_attachments(self, activity_id: int, attachments: Sequence[Attachment]) -> None:
+        self.calls["add_missing_attachments"] += 1
+        self._maybe_fail("add_missing_attachments", self.activities[activity_id].activity.message_id)
+        stored = self.activities[activity_id].attachments
+        names = {a.filename.lower() for a in stored}
+        stored.extend(a for a in attachments if a.filename.lower() not in names)
+
 
 def activity_for(message_id: str) -> EmailActivity:
     return EmailActivity(direction="incoming", date=datetime(2024, 5, 1, tzinfo=UTC), message_id=message_id)

@@ -165,6 +165,28 @@ async def test_a_taken_over_claim_whose_activity_exists_is_not_written_again(
     assert (entry.state, entry.activity_id, entry.claimed_by) == (LedgerState.WRITTEN, existing, WORKER)
 
 
+async def test_a_takeover_finishes_the_files_the_dead_worker_did_not_store(
+    capture: Any, source: FakeMailSource, crm: FakeActivityStore, ledger: Any
+) -> None:
+    """Issue 10, item 2: the activity was written, one upload failed for good, the worker gave up."""
+    files = [file("offer.pdf", b"offer"), file("terms.pdf", b"terms")]
+    message = source.add(customer_mail(), "g1", files=files)
+    key = ledger_id(message)
+    crm.fail("add_missing_attachments", ServiceUnavailable("NET Genium 503"), message_id=key)
+    await ledger.claim(key, "worker-b", now=LONG_AGO)
+    existing = crm.seed_activity(activity_for(key))  # written, without its files
+
+    with pytest.raises(ServiceUnavailable):  # the first takeover fails too: the row stays claimed
+        await capture.capture(CRM, message)
+    assert (await ledger.get(key)).state is LedgerState.CLAIMED
+    result = await capture.capture(CRM, message)  # the retry (same worker) finishes the write
+
+    assert (result.outcome, result.activity_id) == (Outcome.FOUND, existing)
+    assert sorted(a.filename for a in crm.activities[existing].attachments) == ["offer.pdf", "terms.pdf"]
+    assert crm.calls["create_email_activity"] == 0 and len(crm.activities) == 1
+    assert (await ledger.get(key)).state is LedgerState.WRITTEN
+
+
 async def test_a_taken_over_claim_without_an_activity_is_written(
     capture: Any, source: FakeMailSource, crm: FakeActivityStore, ledger: Any
 ) -> None:
