@@ -16,6 +16,15 @@ import re
 ELLIPSIS = "…"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# Characters that change the direction or visibility of text: `invoice\u202efdp.exe` shows as
+# "invoiceexe.pdf" in a file list. Bidi embeddings, overrides and isolates, marks, zero-width ones.
+_FILENAME_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# Names Windows reserves for devices, with or without an extension (`CON`, `nul.txt`, `COM1.pdf`):
+# a NET Genium server on Windows cannot store a file of that name.
+_DEVICE_NAMES = frozenset(
+    ["con", "prn", "aux", "nul", "conin$", "conout$"]
+    + [f"{port}{n}" for port in ("com", "lpt") for n in (*"123456789", "¹", "²", "³")]
+)
 
 
 def utf16_len(value: str) -> int:
@@ -72,7 +81,9 @@ def fit_filename(value: str, taken: set[str], max_length: int = 255) -> str:
 
     Two attachments called `image001.png` are both kept, as `image001.png` and `image001 (2).png`.
     """
-    name = _FILENAME_BAD.sub("_", clean_text(value)).strip(" .") or "attachment"
+    name = _FILENAME_BAD.sub("_", _FILENAME_INVISIBLE.sub("", clean_text(value))).strip(" .") or "attachment"
+    if name.split(".", 1)[0].rstrip(" ").lower() in _DEVICE_NAMES:
+        name = "_" + name
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, ext = name, ""

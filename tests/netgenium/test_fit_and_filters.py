@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -85,3 +86,21 @@ def test_file_names_are_safe_and_unique() -> None:
 def test_datetimes_are_written_in_utc() -> None:
     assert f.format_datetime(datetime(2024, 1, 1, 12, 0, 0, 999999)) == "2024-01-01T12:00:00.999Z"
     assert f.format_datetime(datetime(2024, 1, 1, 12, tzinfo=UTC)) == "2024-01-01T12:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # shown as "invoiceexe.pdf" with the override
+        ("\u2067report\u2069.pdf", "report.pdf"),
+        ("a\u200bb\ufeff.txt", "ab.txt"),
+        ("CON", "_CON"),
+        ("nul.txt", "_nul.txt"),
+        ("com1.tar.gz", "_com1.tar.gz"),
+        ("LPT9.pdf", "_LPT9.pdf"),
+        ("console.pdf", "console.pdf"),
+        ("con .pdf", "_con .pdf"),
+    ],
+)
+def test_attachment_names_lose_direction_controls_and_device_names(name: str, stored: str) -> None:
+    assert fit_filename(name, set()) == stored
