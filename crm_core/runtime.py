@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from crm_core.domain.settings import Settings
-from crm_core.domain.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE, CaptureTask, LifecycleTask
+from crm_core.domain.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE, CaptureTask, LifecycleTask, deferral
 
 # Only types at import time: each adapter is imported when it is first built, so that importing
 # function_app stays cheap (cold start) and the webhook never loads the NET Genium or Graph SDKs.
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from crm_core.netgenium.client import NetGeniumClient
     from crm_core.storage.failures import FailureLog
     from crm_core.storage.ledger import CaptureLedger
+    from crm_core.storage.queues import DelayedQueue
     from crm_core.storage.subscriptions import SubscriptionStore
     from crm_core.storage.tables import TableStorage
     from crm_core.usecases.mail_capture import MailCapture
@@ -86,6 +87,12 @@ class Runtime:
         from crm_core.storage.subscriptions import SubscriptionStore
 
         return SubscriptionStore(self.storage)
+
+    @cached_property
+    def delayed(self) -> DelayedQueue:
+        from crm_core.storage.queues import DelayedQueue
+
+        return DelayedQueue.from_settings(self.settings)
 
     @cached_property
     def failures(self) -> FailureLog:
@@ -167,7 +174,12 @@ class Runtime:
         return await accept_lifecycle(body, self.subscriptions)
 
     async def run_capture_task(self, body: str, attempt: int) -> list[str]:
-        """One capture task; returns tasks to queue for mails a delta run could not capture."""
+        """One capture task; returns tasks to queue for mails a delta run could not capture.
+
+        A task stopped by a server that asked us to wait is queued again for after the wait,
+        keeping the queue's attempts for real failures (`crm_core.domain.tasks.deferral`).
+        """
+        task: CaptureTask | None = None
         try:
             task = CaptureTask.model_validate_json(body)
             if task.kind != "mail":
@@ -182,9 +194,27 @@ class Runtime:
                 return []
             report = await self.mailbox_sync.handle(task)
         except Exception as exc:
+            later = deferral(task, exc) if task is not None else None
+            if later is not None and await self._defer(body, exc, attempt, *later):
+                return []
             await self._record_failure(CAPTURE_QUEUE, body, exc, attempt)
             raise
         return _retry_tasks(task.mailbox, task.subscription_id, report)
+
+    async def _defer(self, body: str, exc: BaseException, attempt: int, later: CaptureTask, delay: float) -> bool:
+        """Queue `later` to run after `delay` seconds; False if even that failed (the host retries)."""
+        try:
+            await self.delayed.send_later(CAPTURE_QUEUE, later.model_dump_json(), delay)
+        except Exception:
+            log.exception("could not queue a throttled task for later", extra={"queue": CAPTURE_QUEUE})
+            return False
+        reason = f"throttled, tried again in {delay:.0f} s (deferral {later.deferrals}): {describe_error(exc)}"
+        log.warning("capture task deferred", extra={"queue": CAPTURE_QUEUE, "delay_s": delay, "reason": reason})
+        try:
+            await self.failures.record(CAPTURE_QUEUE, later.model_dump_json(), reason, attempt)
+        except Exception:
+            log.exception("could not record a deferral", extra={"queue": CAPTURE_QUEUE})
+        return True
 
     async def run_lifecycle_task(self, body: str, attempt: int) -> None:
         try:

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crm_core.domain.errors import ExternalServiceError
+
 # Queue names: the same strings in function_app.py's bindings, the runner and the docs.
 CAPTURE_QUEUE = "capture-tasks"
 LIFECYCLE_QUEUE = "lifecycle-tasks"
@@ -38,6 +40,32 @@ class CaptureTask(BaseModel):
     change_type: Literal["created", "updated", "deleted"]
     # True for a mail that a delta run could not capture: it is retried alone, by id.
     single: bool = False
+    # How often a throttled service already sent this task to wait (see `deferral`).
+    deferrals: int = Field(default=0, ge=0)
+
+
+# A throttled task waits at least what the server asked, and longer each time (up to 5 minutes),
+# at most this often: about four hours of throttling before it counts as a failed attempt again.
+MAX_DEFERRALS = 50
+_LONGEST_DEFERRAL_SECONDS = 300.0
+_LONGEST_RETRY_AFTER_SECONDS = 3600.0
+
+
+def deferral(task: CaptureTask, error: BaseException) -> tuple[CaptureTask, float] | None:
+    """The task to queue again, and after how many seconds, when a server asked us to wait.
+
+    A throttled service (429, or 503 with `Retry-After`) is not a failure of the task: burning the
+    queue's few attempts on it would poison whole bursts of mail during a throttling storm. So such
+    a task goes back to the queue, invisible until the wait is over, and keeps its attempts. An
+    error without the server's hint is an ordinary failure, retried and finally poisoned by the host.
+    """
+    if not isinstance(error, ExternalServiceError) or not error.retryable or error.retry_after is None:
+        return None
+    if task.deferrals >= MAX_DEFERRALS:
+        return None
+    backoff = min(2.0**task.deferrals, _LONGEST_DEFERRAL_SECONDS)
+    delay = min(max(error.retry_after, backoff, 1.0), _LONGEST_RETRY_AFTER_SECONDS)
+    return task.model_copy(update={"deferrals": task.deferrals + 1}), delay
 
 
 class LifecycleTask(BaseModel):

@@ -1,4 +1,4 @@
-"""Poison queues: look at what failed for good, and send it back for another try.
+"""Queue items sent later, and the poison queues: what failed for good, and another try for it.
 
 Queue items are plain text (host.json `messageEncoding: none`), so an operator reading a poison
 queue in Storage Explorer sees the JSON task, and a replayed item is byte for byte the original.
@@ -7,8 +7,9 @@ queue in Storage Explorer sees the JSON task, and a replayed item is byte for by
 from __future__ import annotations
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue.aio import QueueClient
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from crm_core.domain.settings import Settings
 from crm_core.domain.state import PoisonItem as PoisonItem
 from crm_core.domain.tasks import POISON_SUFFIX
 from crm_core.storage.failures import FailureLog
@@ -17,6 +18,33 @@ from crm_core.storage.tables import storage_error
 
 def _client(connection: str, queue: str) -> QueueClient:
     return QueueClient.from_connection_string(connection, queue)
+
+
+class DelayedQueue:
+    """Sends an item that becomes visible only after a delay (a throttled task waiting its turn)."""
+
+    def __init__(self, service: QueueServiceClient) -> None:
+        self._service = service
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DelayedQueue:
+        connection = settings.azure_web_jobs_storage.get_secret_value()
+        if connection:
+            return cls(QueueServiceClient.from_connection_string(connection))
+        from azure.identity.aio import DefaultAzureCredential
+
+        account = settings.azure_web_jobs_storage_account_name
+        return cls(QueueServiceClient(f"https://{account}.queue.core.windows.net", credential=DefaultAzureCredential()))
+
+    async def send_later(self, queue: str, content: str, delay_seconds: float) -> None:
+        client = self._service.get_queue_client(queue)
+        try:
+            await client.send_message(content, visibility_timeout=max(0, round(delay_seconds)))
+        except AzureError as exc:
+            raise storage_error(exc, "queueing a task for later") from exc
+
+    async def close(self) -> None:
+        await self._service.close()
 
 
 async def list_poison(connection: str, queue: str, failures: FailureLog, *, limit: int = 32) -> list[PoisonItem]:
