@@ -61,9 +61,17 @@ async def run(messages: int, gets: int) -> dict[str, object]:
                 (await admin.post(f"/users/{MAILBOX}/messages", json={"messages": chunk})).raise_for_status()
         options = GraphOptions()
         async with create_graph_adapter(_settings(server.base_url), options) as graph:
-            delta = await graph.message_delta(MAILBOX, "inbox")
-            assert len(delta.messages) == messages, (len(delta.messages), messages)
-            ids = [m.id for m in delta.messages if m.id]
+            ids: list[str] = []
+            link: str | None = None
+            requests = 0
+            while True:  # one round, page by page, as MailboxSync reads it
+                page = await graph.message_delta_page(MAILBOX, "inbox", link)
+                requests += 1
+                ids += [m.id for m in page.messages if m.id]
+                if page.delta_link:
+                    break
+                link = page.next_link
+            assert len(ids) == messages, (len(ids), messages)
             await graph.get_message(MAILBOX, ids[0])  # warm the connection and the SDK's imports
             samples = []
             for index in range(gets):
@@ -73,8 +81,8 @@ async def run(messages: int, gets: int) -> dict[str, object]:
     return {
         "graph_get_message_ms_p50": round(statistics.median(samples), 3),
         "graph_get_message_ms_p95": round(statistics.quantiles(samples, n=20)[18], 3),
-        "delta_messages_per_request": round(messages / delta.requests, 1),
-        "delta_requests": delta.requests,
+        "delta_messages_per_request": round(messages / requests, 1),
+        "delta_requests": requests,
         "delta_page_size": options.delta_page_size,
         "messages": messages,
         "gets": gets,

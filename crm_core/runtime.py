@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from crm_core.domain.settings import Settings
-from crm_core.domain.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE, CaptureTask, LifecycleTask, deferral
+from crm_core.domain.tasks import (
+    CAPTURE_QUEUE,
+    LIFECYCLE_QUEUE,
+    CaptureTask,
+    LifecycleTask,
+    continuation_task,
+    deferral,
+)
 
 # Only types at import time: each adapter is imported when it is first built, so that importing
 # function_app stays cheap (cold start) and the webhook never loads the NET Genium or Graph SDKs.
@@ -144,7 +151,13 @@ class Runtime:
         from crm_core.storage.cursors import SyncCursors
         from crm_core.usecases.mailbox_sync import MailboxSync
 
-        return MailboxSync(self.graph, SyncCursors(self.storage), self.capture)
+        return MailboxSync(
+            self.graph,
+            SyncCursors(self.storage),
+            self.capture,
+            initial_days=self.settings.crm_initial_sync_days,
+            budget_seconds=self.settings.crm_run_budget_seconds,
+        )
 
     @cached_property
     def upkeep(self) -> SubscriptionUpkeep:
@@ -252,7 +265,9 @@ class Runtime:
 
 
 def _retry_tasks(mailbox: str, subscription_id: str, report: SyncReport) -> list[str]:
-    return [
+    """What a run leaves for the queue: each mail it could not capture, alone, and the rest of an
+    unfinished round."""
+    tasks = [
         CaptureTask(
             subscription_id=subscription_id,
             kind="mail",
@@ -263,6 +278,9 @@ def _retry_tasks(mailbox: str, subscription_id: str, report: SyncReport) -> list
         ).model_dump_json()
         for graph_id in report.failed
     ]
+    if report.unfinished:
+        tasks.append(continuation_task(mailbox, subscription_id).model_dump_json())
+    return tasks
 
 
 _runtime: Runtime | None = None

@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     crm_include_inline_attachments: bool = Field(
         default=False, description="true to store inline images (signatures, logos) as attachments too"
     )
+    crm_initial_sync_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="days of mail a new delta round reads back (the first run, and after Graph forgot the sync "
+        "state); older mail is the backfill's (0..3650)",
+    )
+    crm_run_budget_seconds: int = Field(
+        default=180,
+        ge=10,
+        le=3600,
+        description="seconds one capture run may read delta pages before it stores its cursor and queues its own "
+        "continuation; keep it well under host.json's functionTimeout (10..3600)",
+    )
     crm_max_body_chars: int = Field(
         default=1_000_000, ge=10_000, le=50_000_000, description="characters of a body that are stored"
     )

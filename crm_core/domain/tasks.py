@@ -7,9 +7,9 @@ finally parks in `<queue>-poison` with the item as it was, so nothing is lost.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crm_core.domain.errors import ExternalServiceError
 
@@ -36,12 +36,27 @@ class CaptureTask(BaseModel):
     subscription_id: str
     kind: Literal["mail", "events"]
     mailbox: str = Field(min_length=1)
-    item_ids: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=MAX_ITEMS_PER_TASK)
+    item_ids: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, max_length=MAX_ITEMS_PER_TASK)
     change_type: Literal["created", "updated", "deleted"]
     # True for a mail that a delta run could not capture: it is retried alone, by id.
     single: bool = False
     # How often a throttled service already sent this task to wait (see `deferral`).
     deferrals: int = Field(default=0, ge=0)
+    # True for the rest of a delta round that a run left at its time budget: no ids of its own.
+    continuation: bool = False
+
+    @model_validator(mode="after")
+    def _names_work(self) -> Self:
+        if not self.item_ids and not self.continuation:
+            raise ValueError("item_ids: a capture task names at least one Graph id, unless it continues a round")
+        return self
+
+
+def continuation_task(mailbox: str, subscription_id: str = "") -> CaptureTask:
+    """The queue item that goes on with a delta round a run left at its time budget."""
+    return CaptureTask(
+        subscription_id=subscription_id, kind="mail", mailbox=mailbox, change_type="created", continuation=True
+    )
 
 
 # A throttled task waits at least what the server asked, and longer each time (up to 5 minutes),

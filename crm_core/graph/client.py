@@ -26,9 +26,9 @@ from crm_core.domain.mail import GraphMessage
 from crm_core.graph.calendar import CalendarCalls
 from crm_core.graph.errors import GraphNotFound, GraphRejected
 from crm_core.graph.models import (
+    DeltaPage,
     DirectoryUser,
     FileAttachment,
-    MessageDelta,
     MessageDeltaPage,
     SubscriptionInfo,
 )
@@ -55,6 +55,20 @@ USER_FIELDS = ("id", "mail", "userPrincipalName", "proxyAddresses")
 ATTACHMENT_FIELDS = ("id", "name", "contentType", "size", "isInline")
 # Graph's longest lifetime for a subscription to Outlook messages or events.
 MAX_OUTLOOK_SUBSCRIPTION_MINUTES = 10_080
+
+
+def _instant(moment: datetime) -> str:
+    """An OData date-time literal in UTC, as `$filter` takes it."""
+    if moment.tzinfo is None:
+        raise ValueError("expected a timezone-aware datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _partial(item: dict[str, Any]) -> bool:
+    """An item that says too little to decide on: Graph's delta returns an updated item "with at
+    least the properties that have been updated" (an `isRead` change: `id`, `isRead` and little
+    else). A mail we can decide on has its Internet Message-ID and a sender."""
+    return "internetMessageId" not in item or not (item.get("from") or item.get("sender"))
 
 
 class GraphAdapter(CalendarCalls):
@@ -135,18 +149,28 @@ class GraphAdapter(CalendarCalls):
             )
         return out
 
-    async def message_delta(
-        self, mailbox: str, folder: str = "inbox", delta_link: str | None = None, *, page_size: int | None = None
-    ) -> MessageDelta:
-        """One delta round of a folder, every page followed to the new `@odata.deltaLink`.
+    async def message_delta_page(
+        self,
+        mailbox: str,
+        folder: str = "inbox",
+        link: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        page_size: int | None = None,
+    ) -> DeltaPage:
+        """One page of a folder's message delta: from `link` (a stored `@odata.nextLink` or
+        `@odata.deltaLink`), or the first page of a new round.
 
-        Without `delta_link` it is a full sync (every message in the folder). Raises FullResyncNeeded
-        when Graph no longer knows the link's sync state; the caller then calls again without one.
+        A new round asks for created items only (`changeType=created`; updated items carry only
+        what changed, a read flag say) received since `received_since`. Raises FullResyncNeeded
+        when Graph no longer knows the link's sync state; the caller then starts a new round.
 
-        The requests go through the SDK (its request builders, auth, retry and redirect middleware),
-        but the pages are read as JSON straight into `GraphMessage`: the SDK's object model costs
-        about a fifth of a busy worker's CPU for a burst of mail, and the core needs JSON anyway.
-        Tests check that the SDK's deserializers read these pages all the same.
+        Items come back sorted into full messages, hints (items too partial to decide on: the
+        caller reads them by id or ignores them) and removed ids. The requests go through the
+        SDK (its auth, retry and redirect middleware), but the page is read as JSON straight into
+        `GraphMessage`: the SDK's object model costs about a fifth of a busy worker's CPU for a
+        burst of mail, and the core needs JSON anyway. Tests check that the SDK's deserializers
+        read these pages all the same.
         """
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
         from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
@@ -156,47 +180,38 @@ class GraphAdapter(CalendarCalls):
         size = page_size or self.options.delta_page_size
         prefer = (IMMUTABLE_IDS, f"odata.maxpagesize={size}")
         builder = self._user(mailbox).mail_folders.by_mail_folder_id(folder).messages.delta
-        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=list(MESSAGE_FIELDS))
-        adapter = self.client.request_adapter
-        messages: dict[str, GraphMessage] = {}
-        removed: dict[str, None] = {}
-        link, requests = delta_link, 0
-        while True:
-            request = (
-                builder.with_url(link).to_get_request_information(self._config(prefer=prefer))
-                if link
-                else builder.to_get_request_information(self._config(query, prefer=prefer))
+        if link:
+            request = builder.with_url(link).to_get_request_information(self._config(prefer=prefer))
+        else:
+            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                select=list(MESSAGE_FIELDS),
+                change_type="created",
+                filter=f"receivedDateTime ge {_instant(received_since)}" if received_since else None,
             )
-            call = functools.partial(adapter.send_primitive_async, request, "bytes", {"XXX": ODataError})
-            raw = await self._send("messageDelta", mailbox, call, delta=True)
-            requests += 1
-            try:
-                page = MessageDeltaPage.model_validate_json(raw or b"{}")
-            except ValidationError as exc:
-                raise GraphRejected(
-                    f"messageDelta: a delta page Graph sent is not readable ({exc.error_count()} errors)"
-                ) from None
-            for item in page.value:
-                item_id = item.get("id")
-                if not isinstance(item_id, str) or not item_id:
-                    continue
-                if "@removed" in item:
-                    messages.pop(item_id, None)
-                    removed[item_id] = None
-                else:
-                    removed.pop(item_id, None)
-                    messages[item_id] = GraphMessage.model_validate(item)
-            if page.next_link:
-                link = page.next_link
-                continue
-            if page.delta_link:
-                return MessageDelta(
-                    messages=list(messages.values()),
-                    removed_ids=list(removed),
-                    delta_link=page.delta_link,
-                    requests=requests,
-                )
+            request = builder.to_get_request_information(self._config(query, prefer=prefer))
+        send = self.client.request_adapter.send_primitive_async
+        call = functools.partial(send, request, "bytes", {"XXX": ODataError})
+        raw = await self._send("messageDelta", mailbox, call, delta=True)
+        try:
+            page = MessageDeltaPage.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            raise GraphRejected(
+                f"messageDelta: a delta page Graph sent is not readable ({exc.error_count()} errors)"
+            ) from None
+        if not page.next_link and not page.delta_link:
             raise GraphRejected("messageDelta: a delta page carried neither @odata.nextLink nor @odata.deltaLink")
+        out = DeltaPage(next_link=page.next_link, delta_link=page.delta_link)
+        for item in page.value:
+            item_id = item.get("id")
+            if not isinstance(item_id, str) or not item_id:
+                continue
+            if "@removed" in item:
+                out.removed_ids.append(item_id)
+            elif _partial(item):
+                out.hints.append(item_id)
+            else:
+                out.messages.append(GraphMessage.model_validate(item))
+        return out
 
     # ---- directory -----------------------------------------------------------------------------
 

@@ -77,13 +77,19 @@ class MessageDeltaPage(BaseModel):
     delta_link: str | None = Field(default=None, alias="@odata.deltaLink")
 
 
-class MessageDelta(_Model):
-    """One delta round of a folder: changed messages, removed ids, and the link for the next round."""
+class DeltaPage(_Model):
+    """One page of a folder's message delta, sorted for the caller.
+
+    `messages` are full items; `hints` are ids of items too partial to decide on; `next_link`
+    continues this round, `delta_link` (on the last page) starts the next one.
+    """
 
     messages: list[GraphMessage] = Field(default_factory=list)
+    hints: list[str] = Field(default_factory=list)
     removed_ids: list[str] = Field(default_factory=list)
-    delta_link: str
-    requests: int = 0
+    next_link: str | None = None
+    delta_link: str | None = None
+    requests: int = 1
 
 
 class DateTimeTimeZone(_Model):

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from crm_core.domain.activities import Attachment, EmailActivity
+from crm_core.domain.addresses import normalize_address
 from crm_core.domain.capture_decision import CaptureRules, ConversationOrder, Decision, Skip, decide
 from crm_core.domain.directory import ContactRecord, Directory, OrderRecord, UserRecord
 from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, EmailContent, email_content
@@ -123,6 +124,25 @@ def _large(message: GraphMessage) -> bool:
     return bool(message.body and message.body.content and len(message.body.content) > _OFF_LOOP_BODY_CHARS)
 
 
+@dataclass(frozen=True, slots=True)
+class PageContacts:
+    """The contacts of a page of mails, looked up in one go (chunked by the adapter).
+
+    `covered` are the addresses whose answer is known: those asked for, and the users' (an address
+    that is both a user and a contact counts as a user, so a user's address needs no lookup).
+    """
+
+    covered: frozenset[str]
+    by_address: dict[str, list[ContactRecord]]
+
+    def lookup(self, addresses: Iterable[str]) -> list[ContactRecord] | None:
+        """The contacts of these addresses, or None when one of them was not covered."""
+        wanted = set(addresses)
+        if not wanted <= self.covered:
+            return None
+        return [contact for address in sorted(wanted) for contact in self.by_address.get(address, ())]
+
+
 def ledger_id(message: GraphMessage) -> str:
     """The ledger key of a mail: its Internet Message-ID, or Graph's immutable id when it has none."""
     if message.internet_message_id and message.internet_message_id.strip():
@@ -162,8 +182,31 @@ class MailCapture:
         """Capture a mail that a change notification named (one Graph read)."""
         return await self.capture(mailbox, await self._mail.get_message(mailbox, message_id))
 
-    async def capture(self, mailbox: str, message: GraphMessage) -> CaptureResult:
-        """Capture a mail already read from Graph (from a notification or a delta page)."""
+    async def contacts_for(self, messages: Sequence[GraphMessage]) -> PageContacts:
+        """The contacts of a whole page's mails in one lookup, instead of one lookup per mail."""
+        users = await self._user_list()
+        user_addresses = {normalize_address(u.email) for u in users}
+        addresses: set[str] = set()
+        for message in messages:
+            addresses |= self._participants(message)
+        asked = addresses - user_addresses
+        found = await self._crm.find_contacts_by_emails(sorted(asked)) if asked else ()
+        by_address: dict[str, list[ContactRecord]] = {}
+        for contact in found:
+            by_address.setdefault(normalize_address(contact.email), []).append(contact)
+        return PageContacts(frozenset(asked | user_addresses), by_address)
+
+    def _participants(self, message: GraphMessage) -> set[str]:
+        """The addresses the decision looks up: everyone but the CRM mailbox and the exclusions."""
+        addresses = {message.sender_address, *message.recipient_addresses()}
+        addresses -= {"", self._rules.crm_address}
+        return {a for a in addresses if a not in self._rules.exclusions}
+
+    async def capture(
+        self, mailbox: str, message: GraphMessage, *, contacts: PageContacts | None = None
+    ) -> CaptureResult:
+        """Capture a mail already read from Graph (from a notification or a delta page); `contacts`
+        are its page's, looked up together (`contacts_for`)."""
         key = ledger_id(message)
         claim = await self._ledger.claim(key, self._worker)
         if claim.outcome is ClaimOutcome.DONE:
@@ -172,7 +215,7 @@ class MailCapture:
         if claim.outcome is ClaimOutcome.BUSY:
             raise CaptureBusy(f"message {key} is being captured by {claim.entry.claimed_by}")
 
-        decision = await self._decide(message)
+        decision = await self._decide(message, contacts)
         if not decision.capture:
             if (
                 decision.skip is Skip.SENDER_UNKNOWN
@@ -268,13 +311,13 @@ class MailCapture:
         call = functools.partial(decide, message, directory, self._rules, conversation_order=order)
         return await asyncio.to_thread(call) if _large(message) else call()
 
-    async def _decide(self, message: GraphMessage) -> Decision:
+    async def _decide(self, message: GraphMessage, page: PageContacts | None = None) -> Decision:
         """Decide with a directory of just this mail's people, then add the order if one is named."""
         users = await self._user_list()
-        addresses = {message.sender_address, *message.recipient_addresses()}
-        addresses -= {"", self._rules.crm_address}
-        addresses = {a for a in addresses if a not in self._rules.exclusions}
-        contacts = await self._crm.find_contacts_by_emails(sorted(addresses)) if addresses else ()
+        addresses = self._participants(message)
+        contacts = page.lookup(addresses) if page is not None else None
+        if contacts is None:
+            contacts = list(await self._crm.find_contacts_by_emails(sorted(addresses))) if addresses else []
         directory = Directory(users=users, contacts=contacts)
         decision = await self._decide_now(message, directory)
         if not decision.capture:

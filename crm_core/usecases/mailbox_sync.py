@@ -1,4 +1,4 @@
-"""How notifications and the reconciliation timer become Graph reads: one delta run per mailbox.
+"""How notifications and the reconciliation timer become Graph reads: delta rounds per mailbox, page by page.
 
 A change notification only says "message X was created". Reading X with one GET per
 notification costs a Graph request per mail, and Graph allows 10,000 requests per 10 minutes per
@@ -10,6 +10,14 @@ reconciliation timer runs the same delta, so a notification Graph never sent sti
 activity. Two processes running delta from the same cursor is harmless: the ledger drops the
 second capture of a mail.
 
+A round is taken one page at a time, and the cursor moves after each page is captured: the
+`@odata.nextLink` while the round goes on, the `@odata.deltaLink` at its end. A crash repeats at
+most one page (the ledger drops what is done), memory holds one page whatever the mailbox's size,
+and a run that reaches its time budget stores its cursor and asks for its own continuation
+instead of being killed by the host. A new round (the first, or after Graph forgot the sync state)
+starts at `received_since` days back and asks for created items only; the old cursor stays stored
+until the new round's first page is done, so a failed resync never loses the place.
+
 A message the delta did not return (another folder, or delta lagging) is read by id: the
 notification is never lost to an optimization.
 """
@@ -18,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone
@@ -31,25 +41,35 @@ from crm_core.usecases.mail_capture import CaptureResult, MailCapture
 
 log = logging.getLogger("crm_core.usecases.mailbox_sync")
 
-class DeltaRound(Protocol):
+
+class DeltaPage(Protocol):
     @property
     def messages(self) -> Sequence[GraphMessage]: ...
     @property
-    def delta_link(self) -> str: ...
+    def hints(self) -> Sequence[str]: ...
+    @property
+    def next_link(self) -> str | None: ...
+    @property
+    def delta_link(self) -> str | None: ...
     @property
     def requests(self) -> int: ...
 
 
 class MailDelta(Protocol):
-    async def message_delta(
-        self, mailbox: str, folder: str = ..., delta_link: str | None = None, *, page_size: int | None = None
-    ) -> DeltaRound: ...
+    async def message_delta_page(
+        self,
+        mailbox: str,
+        folder: str = ...,
+        link: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        page_size: int | None = None,
+    ) -> DeltaPage: ...
 
 
 class Cursors(Protocol):
     async def get(self, name: str) -> str | None: ...
     async def set(self, name: str, value: str) -> None: ...
-    async def clear(self, name: str) -> None: ...
 
 
 @dataclass
@@ -60,11 +80,29 @@ class SyncReport:
     failed: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)  # Graph ids of mails deleted before they were read
     graph_requests: int = 0
+    pages: int = 0
     resynced: bool = False
+    # The run stopped at its time budget with the round unfinished: queue a continuation.
+    unfinished: bool = False
 
 
 def cursor_name(mailbox: str) -> str:
     return f"mail-delta:{mailbox.lower()}:{MAIL_FOLDER}"
+
+
+def capture_order(messages: Sequence[GraphMessage]) -> dict[str, list[GraphMessage]]:
+    """A page's mails by conversation, each conversation oldest first.
+
+    Graph does not promise an order for delta items ("if you do not include an $orderby
+    expression, the return order is not guaranteed"); a reply must still come after the mail that
+    linked its conversation to an order.
+    """
+    conversations: dict[str, list[GraphMessage]] = {}
+    for message in messages:
+        conversations.setdefault(message.conversation_id or f"graph-id:{message.id}", []).append(message)
+    for items in conversations.values():
+        items.sort(key=lambda m: (m.received_date_time or "", m.id or ""))
+    return conversations
 
 
 class MailboxSync:
@@ -76,16 +114,24 @@ class MailboxSync:
         cursors: Cursors,
         capture: MailCapture,
         *,
+        initial_days: int = 30,
+        budget_seconds: float = 180.0,
         remember: int = 100_000,
         parallel: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._graph = graph
         self._cursors = cursors
         self._capture = capture
+        self._initial_days = initial_days
+        self._budget = budget_seconds
         self._locks: dict[str, asyncio.Lock] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
         self._parallel = parallel
+        self._clock = clock
+        self._now = now
 
     def _lock(self, mailbox: str) -> asyncio.Lock:
         return self._locks.setdefault(mailbox.lower(), asyncio.Lock())
@@ -104,7 +150,7 @@ class MailboxSync:
             return SyncReport()  # a mail deleted from the mailbox keeps its activity
         report = SyncReport()
         async with self._lock(task.mailbox):
-            if all(item in self._done for item in task.item_ids):
+            if task.item_ids and all(item in self._done for item in task.item_ids):
                 return report
             report = await self._delta(task.mailbox)
         for item in task.item_ids:
@@ -148,21 +194,19 @@ class MailboxSync:
         self._mark(graph_id)
         return result
 
-    async def _capture_all(
-        self, mailbox: str, messages: Sequence[GraphMessage], report: SyncReport, done: list[str | None]
-    ) -> None:
-        """Capture a round's mails, several at once (each waits mostly on NET Genium), but the mails
+    async def _capture_page(self, mailbox: str, messages: Sequence[GraphMessage], report: SyncReport) -> list[str]:
+        """Capture a page's mails, several at once (each waits mostly on NET Genium), but the mails
         of one conversation in their order, so that a reply finds the order its original linked.
+        The page's contacts are looked up together, once. Returns the Graph ids captured.
 
         A retryable error stops new captures and is raised once the running ones have finished:
-        the cursor stays, and the whole round runs again (the ledger drops what is done). Any other
-        error is that mail's own problem and must not stop the mail behind it.
+        the cursor stays, and the page runs again (the ledger drops what is done). Any other error
+        is that mail's own problem and must not stop the mail behind it: it is queued alone.
         """
-        conversations: dict[str, list[GraphMessage]] = {}
-        for message in messages:
-            conversations.setdefault(message.conversation_id or f"graph-id:{message.id}", []).append(message)
+        contacts = await self._capture.contacts_for(messages)
         slots = asyncio.Semaphore(self._parallel)
         stop: list[ExternalServiceError] = []
+        done: list[str] = []
 
         async def conversation(items: list[GraphMessage]) -> None:
             for message in items:
@@ -170,7 +214,7 @@ class MailboxSync:
                     return
                 async with slots:
                     try:
-                        report.captured.append(await self._capture.capture(mailbox, message))
+                        report.captured.append(await self._capture.capture(mailbox, message, contacts=contacts))
                     except Exception as exc:
                         if isinstance(exc, ExternalServiceError) and exc.retryable:
                             stop.append(exc)
@@ -182,31 +226,69 @@ class MailboxSync:
                         if message.id:
                             report.failed.append(message.id)
                         continue
-                done.append(message.id)
+                if message.id:
+                    done.append(message.id)
 
-        await asyncio.gather(*(conversation(items) for items in conversations.values()))
+        await asyncio.gather(*(conversation(items) for items in capture_order(messages).values()))
         if stop:
             raise stop[0]
+        return done
+
+    async def _hints(self, mailbox: str, hints: Sequence[str], report: SyncReport) -> list[str]:
+        """Items too partial to decide on: read by id unless already captured; never a decision."""
+        done = []
+        for graph_id in hints:
+            if graph_id in self._done:
+                continue
+            report.graph_requests += 1
+            try:
+                result = await self._capture_by_id(mailbox, graph_id)
+            except ExternalServiceError as exc:
+                if exc.retryable:
+                    raise
+                report.failed.append(graph_id)
+                continue
+            if result is None:
+                report.gone.append(graph_id)
+            else:
+                report.captured.append(result)
+            done.append(graph_id)
+        return done
 
     async def _delta(self, mailbox: str) -> SyncReport:
+        """Pages of the round from the stored cursor, until the round ends or the budget is spent."""
         report = SyncReport()
+        deadline = self._clock() + self._budget
         name = cursor_name(mailbox)
         link = await self._cursors.get(name)
-        try:
-            round_ = await self._graph.message_delta(mailbox, MAIL_FOLDER, link)
-        except CursorExpired:
-            log.warning("mailbox sync: delta link expired, full resync", extra={"mailbox_cursor": name})
-            await self._cursors.clear(name)
-            round_ = await self._graph.message_delta(mailbox, MAIL_FOLDER, None)
-            report.resynced = True
-        report.graph_requests += round_.requests
-        done: list[str | None] = []
-        await self._capture_all(mailbox, round_.messages, report, done)
-        await self._cursors.set(name, round_.delta_link)
-        # Remembered only once the round is through: a retry of an aborted round's notification must
-        # run the round again (from the unchanged cursor), not stop at "its mail is captured".
-        captured = set(done)
-        for message in round_.messages:  # in the round's order, so the oldest are forgotten first
-            if message.id in captured:
-                self._mark(message.id)
-        return report
+        while True:
+            since = None if link else self._now() - timedelta(days=self._initial_days)
+            try:
+                page = await self._graph.message_delta_page(mailbox, MAIL_FOLDER, link, received_since=since)
+            except CursorExpired:
+                if link is None:
+                    raise
+                # The stored cursor stays until the new round's first page is done.
+                log.warning("mailbox sync: sync state expired, a new round", extra={"mailbox_cursor": name})
+                link, report.resynced = None, True
+                continue
+            report.graph_requests += page.requests
+            report.pages += 1
+            done = set(await self._capture_page(mailbox, page.messages, report))
+            done |= set(await self._hints(mailbox, page.hints, report))
+            following = page.next_link or page.delta_link
+            if following:
+                await self._cursors.set(name, following)
+            # Remembered once the page's cursor is stored: a retry of an aborted page's notification
+            # must run the page again (from the unchanged cursor), not stop at "its mail is captured".
+            # In the page's order, so that the oldest are forgotten first.
+            for graph_id in [*(m.id for m in page.messages), *page.hints]:
+                if graph_id in done:
+                    self._mark(graph_id)
+            if not page.next_link:
+                return report
+            link = page.next_link
+            if self._clock() >= deadline:
+                log.info("mailbox sync: run budget spent, continuing in a new run", extra={"pages": report.pages})
+                report.unfinished = True
+                return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,10 +27,15 @@ from crm_core.domain.state import (
     claim_outcome,
 )
 from crm_core.graph.errors import FullResyncNeeded, GraphNotFound
-from crm_core.graph.models import FileAttachment, MessageDelta, SubscriptionInfo
+from crm_core.graph.models import DeltaPage, FileAttachment, SubscriptionInfo
 from tests.unit.messages import BOTH, JANA, MALA, NOVAK, PETR
 
 # ---- Graph: mail -------------------------------------------------------------------------------
+
+
+def _received_before(message: GraphMessage, moment: datetime) -> bool:
+    received = message.received_date_time
+    return bool(received) and datetime.fromisoformat(str(received).replace("Z", "+00:00")) < moment
 
 
 class FakeMailSource:
@@ -44,13 +50,16 @@ class FakeMailSource:
         self.mailbox = mailbox
         self.messages: dict[str, dict[str, Any]] = {}
         self.attachments: dict[str, list[FileAttachment]] = {}
-        self._arrived: list[str] = []
+        self._arrived: list[tuple[str, bool]] = []  # (Graph id, arrives as a bare id)
         self._expired_before = 0
         self.calls: Counter[str] = Counter()
         self.delta_links_asked: list[str | None] = []
         self.delta_running = 0
         self.delta_overlap = 0
-        self.delta_error: Exception | None = None  # raised by the next delta round, once
+        self.delta_error: Exception | None = None  # raised by the next delta page, once
+        self.received_since_asked: list[datetime | None] = []
+        self.page_size = 200
+        self.shuffle: random.Random | None = None  # Graph promises no order within a page
 
     def add(
         self, data: dict[str, Any], graph_id: str, *, files: Iterable[FileAttachment] = (), in_delta: bool = True
@@ -62,7 +71,7 @@ class FakeMailSource:
             self.attachments[graph_id] = files
         self.messages[graph_id] = data
         if in_delta:
-            self._arrived.append(graph_id)
+            self._arrived.append((graph_id, False))
         return GraphMessage.model_validate(data)
 
     def expire_links(self) -> None:
@@ -94,13 +103,23 @@ class FakeMailSource:
             out.append(file)
         return out
 
-    async def message_delta(
-        self, mailbox: str, folder: str = "inbox", delta_link: str | None = None, *, page_size: int | None = None
-    ) -> MessageDelta:
+    async def message_delta_page(
+        self,
+        mailbox: str,
+        folder: str = "inbox",
+        link: str | None = None,
+        *,
+        received_since: datetime | None = None,
+        page_size: int | None = None,
+    ) -> DeltaPage:
+        """A page of the round: `page:<pos>:<end>` continues a round over arrivals [pos, end),
+        `delta:<n>` starts the round of what arrived after the first n. Pages come shuffled when
+        `shuffle` is set; `update()` makes an arrival that comes back as a bare id (a hint)."""
         self._check(mailbox)
         assert folder == "inbox"
-        self.calls["message_delta"] += 1
-        self.delta_links_asked.append(delta_link)
+        self.calls["message_delta_page"] += 1
+        self.delta_links_asked.append(link)
+        self.received_since_asked.append(received_since)
         self.delta_running += 1
         self.delta_overlap = max(self.delta_overlap, self.delta_running)
         try:
@@ -108,19 +127,43 @@ class FakeMailSource:
             if self.delta_error is not None:
                 error, self.delta_error = self.delta_error, None
                 raise error
-            start = 0
-            if delta_link is not None:
-                start = int(delta_link.removeprefix("delta:"))
-                if start < self._expired_before:
-                    raise FullResyncNeeded("sync state not found", status=410, code="syncStateNotFound")
-            ids = self._arrived[start:]
-            return MessageDelta(
-                messages=[GraphMessage.model_validate(self.messages[i]) for i in ids],
-                delta_link=f"delta:{len(self._arrived)}",
-                requests=1,
+            size = page_size or self.page_size
+            if link is None:
+                position, end = 0, len(self._arrived)
+            elif link.startswith("delta:"):
+                position, end = int(link.removeprefix("delta:")), len(self._arrived)
+            else:
+                _, first, last = link.split(":")
+                position, end = int(first), int(last)
+            if link is not None and position < self._expired_before:
+                raise FullResyncNeeded("sync state not found", status=410, code="syncStateNotFound")
+            chunk = self._arrived[position : min(end, position + size)]
+            messages: list[GraphMessage] = []
+            hints: list[str] = []
+            for graph_id, partial in chunk:
+                if partial:
+                    hints.append(graph_id)
+                    continue
+                message = GraphMessage.model_validate(self.messages[graph_id])
+                if link is None and received_since is not None and _received_before(message, received_since):
+                    continue
+                messages.append(message)
+            if self.shuffle is not None:
+                self.shuffle.shuffle(messages)
+            following = position + len(chunk)
+            more = following < end
+            return DeltaPage(
+                messages=messages,
+                hints=hints,
+                next_link=f"page:{following}:{end}" if more else None,
+                delta_link=None if more else f"delta:{end}",
             )
         finally:
             self.delta_running -= 1
+
+    def update(self, graph_id: str) -> None:
+        """A change to a stored mail (a read flag): the next round returns it as a bare id."""
+        self._arrived.append((graph_id, True))
 
 
 def file(name: str, content: bytes, *, inline: bool = False, content_type: str = "application/pdf") -> FileAttachment:

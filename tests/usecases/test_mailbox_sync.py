@@ -62,7 +62,7 @@ async def test_a_burst_of_notifications_costs_one_delta_round(
     assert [r.outcome for r in first.captured] == [Outcome.WRITTEN] * 20
     assert first.graph_requests == 1
     assert all(r.graph_requests == 0 and r.captured == [] for r in rest)
-    assert source.calls == {"message_delta": 1}
+    assert source.calls == {"message_delta_page": 1}
     assert len(crm.activities) == 20 and written_once(crm, 20)
     assert cursors.values[CURSOR] == "delta:20"
 
@@ -74,7 +74,7 @@ async def test_concurrent_notifications_share_one_delta_round(
 
     reports = await asyncio.gather(*(sync.handle(task(i)) for i in ids))
 
-    assert source.calls == {"message_delta": 1}
+    assert source.calls == {"message_delta_page": 1}
     assert source.delta_overlap == 1
     assert sum(r.graph_requests for r in reports) == 1
     assert len(crm.activities) == 10 and written_once(crm, 10)
@@ -86,7 +86,7 @@ async def test_runs_on_one_mailbox_never_overlap(sync: MailboxSync, source: Fake
     await asyncio.gather(sync.reconcile(CRM), sync.reconcile(CRM.upper()), sync.reconcile(CRM))
 
     assert source.delta_overlap == 1
-    assert source.calls["message_delta"] == 3
+    assert source.calls["message_delta_page"] == 3
 
 
 async def test_the_next_notification_runs_delta_from_the_cursor(
@@ -109,7 +109,7 @@ async def test_a_notified_mail_the_delta_does_not_return_is_read_by_id(
 
     report = await sync.handle(task("g-other"))
 
-    assert source.calls == {"message_delta": 1, "get_message": 1}
+    assert source.calls == {"message_delta_page": 1, "get_message": 1}
     assert report.graph_requests == 2
     assert [(r.message_id, r.outcome) for r in report.captured] == [("<elsewhere@z>", Outcome.WRITTEN)]
     # Remembered: the same notification again costs nothing.
@@ -212,7 +212,7 @@ async def test_an_expired_delta_link_means_a_full_resync(
     report = await sync.reconcile(CRM)
 
     assert report.resynced
-    assert cursors.cleared == [CURSOR]
+    assert cursors.cleared == []  # a working cursor is replaced by the new round's, never cleared
     assert source.delta_links_asked[-2:] == ["delta:3", None]
     assert sorted(r.outcome for r in report.captured) == sorted([Outcome.DUPLICATE] * 3 + [Outcome.WRITTEN] * 2)
     assert crm.calls["create_email_activity"] - creates == 2
@@ -319,3 +319,177 @@ async def test_a_retryable_failure_of_one_notified_id_queues_it_alone(
 
     assert report.failed == ["g-a"]
     assert len(crm.activities_for("<b@zakaznik.example>")) == 1
+
+
+# ---- issue 9: rounds page by page, bounded runs, partial and unordered items ---------------------
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a delta page is read (each page takes `per_page`)."""
+
+    def __init__(self, source: FakeMailSource, per_page: float) -> None:
+        self.now = 0.0
+        original = source.message_delta_page
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            self.now += per_page
+            return await original(*args, **kwargs)
+
+        source.message_delta_page = timed  # type: ignore[method-assign]
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_round_is_captured_page_by_page_with_the_cursor_stored_after_each(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    source.page_size = 10
+    deliver(source, 35)
+    stored: list[str] = []
+    original = cursors.set
+
+    async def record(name: str, value: str) -> None:
+        stored.append(value)
+        await original(name, value)
+
+    cursors.set = record  # type: ignore[method-assign]
+    report = await MailboxSync(source, cursors, capture).reconcile(CRM)
+
+    assert report.pages == 4 and not report.unfinished
+    assert stored == ["page:10:35", "page:20:35", "page:30:35", "delta:35"]
+    assert len(crm.activities) == 35 and written_once(crm, 35)
+
+
+async def test_a_crash_mid_round_repeats_at_most_one_page(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    source.page_size = 10
+    deliver(source, 30)
+    crm.fail("create_email_activity", ServiceUnavailable("NET Genium 503"), message_id="<m15@zakaznik.example>")
+    sync = MailboxSync(source, cursors, capture)
+
+    with pytest.raises(ServiceUnavailable):
+        await sync.reconcile(CRM)
+    assert cursors.values[CURSOR] == "page:10:30"  # the first page is done and stays done
+    written_before = len(crm.activities)
+    assert 10 <= written_before < 20
+
+    report = await sync.reconcile(CRM)
+    assert source.delta_links_asked == [None, "page:10:30", "page:10:30", "page:20:30"]
+    assert len(crm.activities) == 30 and written_once(crm, 30)
+    assert sum(r.outcome is Outcome.WRITTEN for r in report.captured) == 30 - written_before
+    assert sum(r.outcome is Outcome.DUPLICATE for r in report.captured) == written_before - 10  # page 2 only
+
+
+async def test_a_run_stops_at_its_budget_and_asks_for_a_continuation(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    source.page_size = 10
+    deliver(source, 50)
+    clock = FakeClock(source, per_page=2.0)
+    sync = MailboxSync(source, cursors, capture, budget_seconds=5.0, clock=clock)
+
+    first = await sync.reconcile(CRM)
+    assert first.unfinished and first.pages == 3  # the budget is checked after each stored page
+    assert cursors.values[CURSOR] == "page:30:50"
+
+    rest = await sync.handle(CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created",
+                                         continuation=True))
+    assert not rest.unfinished and rest.pages == 2
+    assert cursors.values[CURSOR] == "delta:50"
+    assert len(crm.activities) == 50 and written_once(crm, 50)
+
+
+async def test_a_new_round_starts_at_the_cutoff_and_a_continued_one_does_not_restate_it(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime(2026, 12, 1, tzinfo=UTC)
+    old = (today - timedelta(days=45)).isoformat()
+    new = (today - timedelta(days=2)).isoformat()
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<old@zakaznik.example>", receivedDateTime=old), "g-old")
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<new@zakaznik.example>", receivedDateTime=new), "g-new")
+    sync = MailboxSync(source, cursors, capture, initial_days=30, now=lambda: today)
+
+    await sync.reconcile(CRM)
+    await sync.reconcile(CRM)
+
+    assert source.received_since_asked == [today - timedelta(days=30), None]
+    assert crm.activities_for("<old@zakaznik.example>") == []  # the backfill's, not the webhook path's
+    assert len(crm.activities_for("<new@zakaznik.example>")) == 1
+
+
+async def test_a_resync_keeps_the_old_cursor_until_its_first_page_is_stored(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture
+) -> None:
+    deliver(source, 3)
+    sync = MailboxSync(source, cursors, capture)
+    await sync.reconcile(CRM)
+    source.expire_links()
+    source.delta_error = None
+    original = source.message_delta_page
+    calls = 0
+
+    async def fail_the_new_round(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first page of the new round
+            raise GraphUnavailable("throttled", retry_after=1)
+        return await original(*args, **kwargs)
+
+    source.message_delta_page = fail_the_new_round  # type: ignore[method-assign]
+    with pytest.raises(GraphUnavailable):
+        await sync.reconcile(CRM)
+    assert cursors.values[CURSOR] == "delta:3"  # still there: nothing is lost to a failed resync
+
+
+async def test_partial_items_are_hints_read_by_id_and_never_recorded_as_decisions(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore, ledger: Any
+) -> None:
+    ids = deliver(source, 2)
+    await sync.reconcile(CRM)
+    source.update(ids[0])  # a read flag: comes back as a bare id
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<late@zakaznik.example>"), "g-late", in_delta=False)
+    source.update("g-late")  # a mail first seen as an update (created while we were not looking)
+
+    report = await sync.reconcile(CRM)
+
+    assert source.calls["get_message"] == 1  # only the one not captured yet is read
+    assert len(crm.activities_for("<late@zakaznik.example>")) == 1
+    assert not any(e.message_id.startswith("graph-id:") for e in await ledger.entries())
+    assert [r.message_id for r in report.captured] == ["<late@zakaznik.example>"]
+
+
+async def test_a_reply_in_a_shuffled_page_still_inherits_its_conversations_order(
+    sync: MailboxSync, source: FakeMailSource, crm: FakeActivityStore
+) -> None:
+    import random
+
+    source.shuffle = random.Random(3)
+    for n in range(1, 9):  # eight conversations: an original naming an order, then a reply
+        conversation = {"conversationId": f"conv-{n}"}
+        original = mail(sender=NOVAK, to=[JANA], message_id=f"<o{n}@z>", subject="Order:4",
+                        receivedDateTime=f"2026-11-30T10:0{n}:00Z", **conversation)
+        reply = mail(sender=NOVAK, to=[JANA], message_id=f"<r{n}@z>", subject="Re: thanks",
+                     receivedDateTime=f"2026-11-30T11:0{n}:00Z", **conversation)
+        source.add(reply, f"g-r{n}")  # the reply arrives first in the delta, and pages are shuffled
+        source.add(original, f"g-o{n}")
+
+    await sync.reconcile(CRM)
+
+    orders = {a.activity.message_id: a.activity.order_id for a in crm.activities.values()}
+    assert all(orders[f"<r{n}@z>"] == orders[f"<o{n}@z>"] is not None for n in range(1, 9))
+
+
+async def test_a_page_of_mail_costs_one_contact_lookup_not_one_per_mail(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    source.page_size = 50
+    deliver(source, 100)
+
+    await MailboxSync(source, cursors, capture).reconcile(CRM)
+
+    assert crm.calls["find_contacts_by_emails"] == 2  # one per page
+    assert crm.calls["create_email_activity"] == 100
