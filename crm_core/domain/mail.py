@@ -91,6 +91,15 @@ class GraphMessage(_GraphModel):
                     out.append(address)
         return out
 
+    def shows_inline_content(self) -> bool:
+        """Whether the HTML body shows content carried as inline attachments (`cid:` references).
+
+        Graph's `hasAttachments` is false for a mail whose only attachments are inline (a pasted
+        screenshot), so this is what tells that such a mail has files worth asking for.
+        """
+        body = self.body
+        return bool(body and body.is_html and body.content and "cid:" in body.content.lower())
+
     def header(self, name: str) -> str | None:
         """The first header of that name (compared case-insensitively), or None."""
         wanted = name.lower()

@@ -357,7 +357,8 @@ class MailCapture:
 
     async def _attachments(self, mailbox: str, message: GraphMessage) -> tuple[list[Attachment], list[str]]:
         """The files to store, and the names of those over the size limit (the activity says so)."""
-        if not message.has_attachments or not message.id:
+        inline_wanted = self._options.include_inline_attachments and message.shows_inline_content()
+        if not (message.has_attachments or inline_wanted) or not message.id:
             return [], []
         files = await self._mail.list_file_attachments(
             mailbox, message.id, max_bytes=self._options.max_attachment_bytes

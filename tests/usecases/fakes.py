@@ -67,7 +67,8 @@ class FakeMailSource:
         data = {**data, "id": graph_id}
         files = list(files)
         if files:
-            data["hasAttachments"] = True
+            # As Graph: `hasAttachments` is false when every attachment is inline.
+            data["hasAttachments"] = any(not f.is_inline for f in files)
             self.attachments[graph_id] = files
         self.messages[graph_id] = data
         if in_delta:

@@ -471,11 +471,21 @@ async def test_inline_attachments_are_kept_when_configured(
     make_capture: MakeCapture, source: FakeMailSource, crm: FakeActivityStore
 ) -> None:
     capture = make_capture(include_inline_attachments=True)
-    message = source.add(customer_mail(), "g1", files=[file("logo.png", b"png", inline=True)])
+    body = '<p>See the screenshot:</p><img src="cid:image001.png@01DA">'
+    message = source.add(customer_mail(body=body, html=True), "g1", files=[file("logo.png", b"png", inline=True)])
+    assert message.has_attachments is False  # Graph's answer for a mail with inline files only
 
     result = await capture.capture(CRM, message)
 
     assert [a.filename for a in crm.activities[result.activity_id].attachments] == ["logo.png"]
+
+
+async def test_a_mail_without_inline_references_costs_no_attachment_request(
+    make_capture: MakeCapture, source: FakeMailSource
+) -> None:
+    capture = make_capture(include_inline_attachments=True)
+    await capture.capture(CRM, source.add(customer_mail(body="<p>plain</p>", html=True), "g1"))
+    assert source.calls["list_file_attachments"] == 0
 
 
 async def test_mail_without_attachments_does_not_ask_graph_for_them(
