@@ -7,7 +7,9 @@ import pytest
 from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
 from crm_core.domain.tasks import MAX_DEFERRALS, CaptureTask, deferral
 
-TASK = CaptureTask(subscription_id="s", kind="mail", mailbox="crm@firma.example", item_ids=["g1"], change_type="created")
+TASK = CaptureTask(
+    subscription_id="s", kind="mail", mailbox="crm@firma.example", item_ids=["g1"], change_type="created"
+)
 
 
 def test_a_throttled_task_waits_what_the_server_asked_and_keeps_its_content() -> None:
