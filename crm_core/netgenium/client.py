@@ -305,6 +305,26 @@ class NetGeniumClient:
         await self._attach_all(entity, activity_id, attachments, existing_record=not new)
         return activity_id
 
+    async def link_conversation_activities(self, conversation_id: str, order_id: int) -> list[int]:
+        """Link every e-mail activity of a conversation that has no order yet to `order_id`.
+
+        For replies stored before the mail that named the order; an activity linked to another
+        order (a salesperson's correction, or another order named) keeps it.
+        """
+        entity = self.schema_map.email_activities
+        conversation = entity.column("conversation_id")
+        order = entity.column("order")
+        records = await self.transport.query(
+            entity.table,
+            base_filter(entity) & f.eq(conversation.name, fit_identifier(conversation_id, conversation.max_length)),
+            columns=["id", order.name],
+            orderby="id",
+        )
+        linked = [int(r["id"]) for r in records if r.get(order.name) is None]
+        for activity_id in linked:
+            await self.transport.update(entity.table, activity_id, {order.name: order_id})
+        return linked
+
     async def add_missing_attachments(self, activity_id: int, attachments: Sequence[Attachment]) -> None:
         """Finish an e-mail activity another worker began: store the files it does not hold yet."""
         await self._attach_all(self.schema_map.email_activities, activity_id, attachments, existing_record=True)

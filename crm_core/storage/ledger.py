@@ -159,17 +159,39 @@ class CaptureLedger:
             return None
         return ConversationOrder(int(number), int(order_id))
 
-    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> None:
-        """Remember a conversation's order, so that replies naming none inherit it."""
+    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> bool:
+        """Remember a conversation's order, so that replies naming none inherit it.
+
+        Returns whether replies of the conversation were stored unlinked before (`mark_unlinked`):
+        Graph's delta has no order, so a reply may be captured before the mail naming the order.
+        """
         key = row_key(conversation_id)
         table = await self._storage.table(CONVERSATIONS_TABLE)
         try:
+            try:
+                pending = bool((await table.get_entity(partition_of(key), key)).get("UnlinkedReplies"))
+            except ResourceNotFoundError:
+                pending = False
             await table.upsert_entity(
                 {"PartitionKey": partition_of(key), "RowKey": key, "OrderNumber": order.number, "OrderId": order.id},
                 mode=UpdateMode.REPLACE,
             )
         except AzureError as exc:
             raise storage_error(exc, "linking a conversation to its order") from exc
+        return pending
+
+    async def mark_unlinked(self, conversation_id: str) -> ConversationOrder | None:
+        """Note that a reply of this conversation was stored without an order; or, when the
+        conversation has been linked meanwhile, return its order for the reply to take."""
+        key = row_key(conversation_id)
+        table = await self._storage.table(CONVERSATIONS_TABLE)
+        try:
+            await table.upsert_entity(
+                {"PartitionKey": partition_of(key), "RowKey": key, "UnlinkedReplies": True}, mode=UpdateMode.MERGE
+            )
+        except AzureError as exc:
+            raise storage_error(exc, "noting an unlinked reply") from exc
+        return await self.conversation_order(conversation_id)
 
     async def entries(self) -> list[LedgerEntry]:
         """Every row (for the sandbox's replay report and for operators; not on a hot path)."""

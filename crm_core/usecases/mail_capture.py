@@ -68,6 +68,7 @@ class ActivityStore(Protocol):
     async def find_activity_by_message_id(self, message_id: str) -> int | None: ...
     async def create_email_activity(self, activity: EmailActivity, attachments: Sequence[Attachment] = ()) -> int: ...
     async def add_missing_attachments(self, activity_id: int, attachments: Sequence[Attachment]) -> None: ...
+    async def link_conversation_activities(self, conversation_id: str, order_id: int) -> list[int]: ...
 
 
 class Ledger(Protocol):
@@ -76,7 +77,8 @@ class Ledger(Protocol):
     async def claim(self, message_id: str, worker: str) -> Claim: ...
     async def complete(self, claim: LedgerEntry, decision: Decision, activity_id: int | None) -> None: ...
     async def conversation_order(self, conversation_id: str) -> ConversationOrder | None: ...
-    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> None: ...
+    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> bool: ...
+    async def mark_unlinked(self, conversation_id: str) -> ConversationOrder | None: ...
 
 
 class Correspondents(Protocol):
@@ -276,10 +278,26 @@ class MailCapture:
         return CaptureResult(key, Outcome.WRITTEN, activity_id, decision)
 
     async def _finish(self, entry: LedgerEntry, message: GraphMessage, decision: Decision, activity_id: int) -> None:
-        if decision.order_id is not None and decision.order_number is not None and message.conversation_id:
-            await self._ledger.link_conversation(
-                message.conversation_id, ConversationOrder(decision.order_number, decision.order_id)
-            )
+        """Complete the ledger row, after linking the conversation both ways in time.
+
+        Delta items come in no particular order, so a reply may be stored before the mail that
+        names its order (they sit on different pages). Such a reply (it has `In-Reply-To`) marks
+        its conversation; the mail naming the order then links every stored activity of the
+        conversation that has none, and a reply marked after that takes the order at once.
+        """
+        conversation = message.conversation_id
+        if conversation and decision.order_id is not None and decision.order_number is not None:
+            order = ConversationOrder(decision.order_number, decision.order_id)
+            if await self._ledger.link_conversation(conversation, order):
+                linked = await self._crm.link_conversation_activities(conversation, order.id)
+                log.info(
+                    "capture: earlier replies linked to the order",
+                    extra={"activity_ids": linked[:20], "order_id": order.id},
+                )
+        elif conversation and decision.order_id is None and message.header("In-Reply-To"):
+            linked_meanwhile = await self._ledger.mark_unlinked(conversation)
+            if linked_meanwhile is not None:
+                await self._crm.link_conversation_activities(conversation, linked_meanwhile.id)
         await self._ledger.complete(entry, decision, activity_id)
 
     async def _content(self, message: GraphMessage, decision: Decision, notes: Sequence[str]) -> EmailContent:

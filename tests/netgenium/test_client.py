@@ -450,3 +450,19 @@ async def test_a_conflict_on_a_record_of_another_message_id_is_refused_and_attac
             assert refused.value.status == 409 and not refused.value.retryable
             record = await ng.get_record("ng_activities", first, columns=["id", "ng_attachments"])
             assert not record.get("ng_attachments")
+
+
+async def test_a_conversations_unlinked_activities_are_linked_and_others_keep_their_order(
+    client: NetGeniumClient,
+) -> None:
+    reply = await client.create_email_activity(_activity("<r@x>", conversation_id="conv-a", order_id=None))
+    corrected = await client.create_email_activity(_activity("<c@x>", conversation_id="conv-a", order_id=70))
+    elsewhere = await client.create_email_activity(_activity("<e@x>", conversation_id="conv-b", order_id=None))
+
+    assert await client.link_conversation_activities("conv-a", 40) == [reply]
+
+    orders = {
+        r["id"]: r["ng_order_id"]
+        for r in await client.query("ng_activities", f.eq("ng_kind", "email"), columns=["id", "ng_order_id"])
+    }
+    assert orders == {reply: 40, corrected: 70, elsewhere: None}

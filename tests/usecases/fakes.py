@@ -271,6 +271,15 @@ class FakeActivityStore:
         self.activities[self._next_id] = StoredActivity(self._next_id, activity, list(attachments))
         return self._next_id
 
+    async def link_conversation_activities(self, conversation_id: str, order_id: int) -> list[int]:
+        self.calls["link_conversation_activities"] += 1
+        linked = []
+        for stored in self.activities.values():
+            if stored.activity.conversation_id == conversation_id and stored.activity.order_id is None:
+                stored.activity = stored.activity.model_copy(update={"order_id": order_id})
+                linked.append(stored.id)
+        return linked
+
     async def add_missing_attachments(self, activity_id: int, attachments: Sequence[Attachment]) -> None:
         self.calls["add_missing_attachments"] += 1
         self._maybe_fail("add_missing_attachments", self.activities[activity_id].activity.message_id)
@@ -294,6 +303,7 @@ class FakeLedger:
         self._lease = lease
         self.rows: dict[str, LedgerEntry] = {}
         self.conversations: dict[str, ConversationOrder] = {}
+        self.unlinked: set[str] = set()
         self.calls: Counter[str] = Counter()
 
     async def get(self, message_id: str) -> LedgerEntry | None:
@@ -331,9 +341,17 @@ class FakeLedger:
         self.calls["conversation_order"] += 1
         return self.conversations.get(conversation_id)
 
-    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> None:
+    async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> bool:
         self.calls["link_conversation"] += 1
         self.conversations[conversation_id] = order
+        pending = conversation_id in self.unlinked
+        self.unlinked.discard(conversation_id)
+        return pending
+
+    async def mark_unlinked(self, conversation_id: str) -> ConversationOrder | None:
+        self.calls["mark_unlinked"] += 1
+        self.unlinked.add(conversation_id)
+        return self.conversations.get(conversation_id)
 
     async def entries(self) -> list[LedgerEntry]:
         return list(self.rows.values())

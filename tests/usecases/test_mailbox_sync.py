@@ -493,3 +493,26 @@ async def test_a_page_of_mail_costs_one_contact_lookup_not_one_per_mail(
 
     assert crm.calls["find_contacts_by_emails"] == 2  # one per page
     assert crm.calls["create_email_activity"] == 100
+
+
+async def test_a_reply_captured_a_page_before_its_original_is_linked_when_the_original_arrives(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    source.page_size = 1
+    conversation = {"conversationId": "conv-late"}
+    reply = mail(sender=NOVAK, to=[JANA], message_id="<reply@z>", subject="Re: quote",
+                 headers={"In-Reply-To": "<original@z>"}, receivedDateTime="2026-11-30T11:00:00Z", **conversation)
+    original = mail(sender=NOVAK, to=[JANA], message_id="<original@z>", subject="Quote Order:4",
+                    receivedDateTime="2026-11-30T10:00:00Z", **conversation)
+    other = mail(sender=NOVAK, to=[JANA], message_id="<other@z>", subject="no order, no reply", conversationId="c2")
+    source.add(reply, "g-reply")  # page 1
+    source.add(other, "g-other")  # page 2
+    source.add(original, "g-original")  # page 3
+
+    await MailboxSync(source, cursors, capture).reconcile(CRM)
+
+    [stored_reply] = crm.activities_for("<reply@z>")
+    [stored_original] = crm.activities_for("<original@z>")
+    assert stored_original.activity.order_id is not None
+    assert stored_reply.activity.order_id == stored_original.activity.order_id
+    assert crm.calls["link_conversation_activities"] == 1  # only for the conversation that needed it
