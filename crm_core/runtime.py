@@ -149,6 +149,7 @@ class Runtime:
     @cached_property
     def mailbox_sync(self) -> MailboxSync:
         from crm_core.storage.cursors import SyncCursors
+        from crm_core.storage.leases import MailboxLeases
         from crm_core.usecases.mailbox_sync import MailboxSync
 
         return MailboxSync(
@@ -157,6 +158,8 @@ class Runtime:
             self.capture,
             initial_days=self.settings.crm_initial_sync_days,
             budget_seconds=self.settings.crm_run_budget_seconds,
+            leases=MailboxLeases(self.storage),
+            holder=self.worker,
         )
 
     @cached_property

@@ -63,6 +63,11 @@ def claim_outcome(existing: LedgerEntry, worker: str, now: datetime, lease: time
     return ClaimOutcome.TAKEN_OVER
 
 
+def lease_is_free(holder: str, until: datetime | None, taker: str, now: datetime) -> bool:
+    """A mailbox lease may be taken when it ended, or when the taker holds it already."""
+    return holder == taker or until is None or until <= now
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     outcome: ClaimOutcome

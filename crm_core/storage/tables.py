@@ -24,6 +24,7 @@ CORRESPONDENTS_TABLE = "UnmatchedCorrespondents"
 SUBSCRIPTIONS_TABLE = "Subscriptions"
 CURSORS_TABLE = "SyncCursors"
 FAILURES_TABLE = "QueueFailures"
+LEASES_TABLE = "MailboxLeases"
 
 
 class StorageUnavailable(ServiceUnavailable):

@@ -28,12 +28,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone
+from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone, ServiceUnavailable
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.mailbox import MAIL_FOLDER
 from crm_core.domain.tasks import CaptureTask
@@ -67,6 +68,19 @@ class MailDelta(Protocol):
     ) -> DeltaPage: ...
 
 
+class MailboxLease(Protocol):
+    async def acquire(self, mailbox: str, holder: str, seconds: float) -> bool: ...
+    async def release(self, mailbox: str, holder: str) -> None: ...
+
+
+class MailboxBusy(ServiceUnavailable):
+    """Another process holds the mailbox's lease: this task runs again after a short wait."""
+
+
+# How long a task that found the mailbox busy waits before it runs again.
+BUSY_RETRY_SECONDS = 5.0
+
+
 class Cursors(Protocol):
     async def get(self, name: str) -> str | None: ...
     async def set(self, name: str, value: str) -> None: ...
@@ -84,6 +98,8 @@ class SyncReport:
     resynced: bool = False
     # The run stopped at its time budget with the round unfinished: queue a continuation.
     unfinished: bool = False
+    # Another process held the mailbox's lease: this run did nothing (the holder's run covers it).
+    busy: bool = False
 
 
 def cursor_name(mailbox: str) -> str:
@@ -120,6 +136,8 @@ class MailboxSync:
         parallel: int = 16,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        leases: MailboxLease | None = None,
+        holder: str = "",
     ) -> None:
         self._graph = graph
         self._cursors = cursors
@@ -132,6 +150,26 @@ class MailboxSync:
         self._parallel = parallel
         self._clock = clock
         self._now = now
+        self._leases = leases
+        self._holder = holder
+
+    @asynccontextmanager
+    async def _leased(self, mailbox: str) -> AsyncIterator[None]:
+        """Hold the mailbox's lease (Graph allows 4 requests at once per mailbox for the whole app;
+        the adapter keeps one process under 4, the lease keeps the app to one process), or raise
+        MailboxBusy. Held for the run budget plus time for the last page to finish."""
+        if self._leases is None:
+            yield
+            return
+        if not await self._leases.acquire(mailbox, self._holder, self._budget + 120.0):
+            raise MailboxBusy(f"another process reads mailbox {mailbox}", retry_after=BUSY_RETRY_SECONDS)
+        try:
+            yield
+        finally:
+            try:
+                await self._leases.release(mailbox, self._holder)
+            except Exception:  # it runs out by itself; the run's own outcome matters more
+                log.exception("mailbox sync: could not release the mailbox lease")
 
     def _lock(self, mailbox: str) -> asyncio.Lock:
         return self._locks.setdefault(mailbox.lower(), asyncio.Lock())
@@ -148,11 +186,15 @@ class MailboxSync:
         """The change notifications of one webhook POST for the CRM mailbox."""
         if task.change_type == "deleted":
             return SyncReport()  # a mail deleted from the mailbox keeps its activity
-        report = SyncReport()
         async with self._lock(task.mailbox):
             if task.item_ids and all(item in self._done for item in task.item_ids):
-                return report
-            report = await self._delta(task.mailbox)
+                return SyncReport()
+            async with self._leased(task.mailbox):
+                report = await self._delta(task.mailbox)
+                await self._leftovers(task, report)
+        return report
+
+    async def _leftovers(self, task: CaptureTask, report: SyncReport) -> None:
         for item in task.item_ids:
             if item not in self._done and item not in report.failed:
                 # Not in the delta (moved out of the inbox by a rule, say): read it by id, wherever
@@ -171,16 +213,22 @@ class MailboxSync:
                     report.gone.append(item)
                 else:
                     report.captured.append(result)
-        return report
 
     async def reconcile(self, mailbox: str) -> SyncReport:
-        """The timer's run: whatever arrived since the last run, notified or not."""
+        """The timer's run: whatever arrived since the last run, notified or not; nothing when
+        another process is reading the mailbox (its run covers the same mail)."""
         async with self._lock(mailbox):
-            return await self._delta(mailbox)
+            try:
+                async with self._leased(mailbox):
+                    return await self._delta(mailbox)
+            except MailboxBusy:
+                log.info("mailbox sync: another process reads the mailbox; reconcile skipped")
+                return SyncReport(busy=True)
 
     async def retry_one(self, mailbox: str, graph_id: str) -> CaptureResult | None:
         """A mail a delta run could not capture, retried alone (from the queue); None if it is gone."""
-        return await self._capture_by_id(mailbox, graph_id)
+        async with self._lock(mailbox), self._leased(mailbox):
+            return await self._capture_by_id(mailbox, graph_id)
 
     async def _capture_by_id(self, mailbox: str, graph_id: str) -> CaptureResult | None:
         """One mail read by id; a mail deleted meanwhile is recorded as gone (None), not as a failure:

@@ -195,3 +195,33 @@ async def test_a_flood_of_unknown_subscription_ids_costs_one_read_each_per_windo
     )
     await webhook.save(record)  # a subscription this process creates is known at once
     assert await webhook.get("unknown-3") == record
+
+
+async def test_a_mailbox_lease_has_one_holder_until_it_ends_or_is_released(storage: TableStorage) -> None:
+    from crm_core.storage.leases import MailboxLeases
+
+    leases = MailboxLeases(storage)
+    now = datetime.now(UTC)
+    assert await leases.acquire("CRM@firma.example", "instance-1", 60, now=now)
+    assert await leases.acquire("crm@firma.example", "instance-1", 60, now=now)  # its own, again
+    assert not await leases.acquire("crm@firma.example", "instance-2", 60, now=now)
+    await leases.release("crm@firma.example", "instance-2")  # not its lease: nothing happens
+    assert not await leases.acquire("crm@firma.example", "instance-2", 60, now=now)
+    later = now + timedelta(seconds=61)
+    assert await leases.acquire("crm@firma.example", "instance-2", 60, now=later)  # the holder died
+    await leases.release("crm@firma.example", "instance-1")  # too late: it is instance-2's now
+    assert not await leases.acquire("crm@firma.example", "instance-1", 60, now=later)
+    await leases.release("crm@firma.example", "instance-2")
+    assert await leases.acquire("crm@firma.example", "instance-1", 60, now=later)
+
+
+async def test_racing_takers_of_an_ended_lease_get_it_once(storage: TableStorage) -> None:
+    from crm_core.storage.leases import MailboxLeases
+
+    now = datetime.now(UTC)
+    assert await MailboxLeases(storage).acquire("race@firma.example", "dead", 1, now=now)
+    later = now + timedelta(seconds=5)
+    won = await asyncio.gather(
+        *(MailboxLeases(storage).acquire("race@firma.example", f"taker-{n}", 60, now=later) for n in range(8))
+    )
+    assert sum(won) == 1

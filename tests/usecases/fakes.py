@@ -25,6 +25,7 @@ from crm_core.domain.state import (
     LedgerState,
     SubscriptionRecord,
     claim_outcome,
+    lease_is_free,
 )
 from crm_core.graph.errors import FullResyncNeeded, GraphNotFound
 from crm_core.graph.models import DeltaPage, FileAttachment, SubscriptionInfo
@@ -513,3 +514,23 @@ class FakeSubscriptionApi:
 
 def notification_body(*items: dict[str, Any]) -> bytes:
     return json.dumps({"value": list(items)}).encode()
+
+
+class FakeLeases:
+    """MailboxLeases in memory, with the same rule (`lease_is_free`) the Table leases use."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[str, datetime]] = {}
+
+    async def acquire(self, mailbox: str, holder: str, seconds: float) -> bool:
+        now = datetime.now(UTC)
+        current = self.held.get(mailbox.lower())
+        if current is not None and not lease_is_free(current[0], current[1], holder, now):
+            return False
+        self.held[mailbox.lower()] = (holder, now + timedelta(seconds=seconds))
+        return True
+
+    async def release(self, mailbox: str, holder: str) -> None:
+        current = self.held.get(mailbox.lower())
+        if current is not None and current[0] == holder:
+            del self.held[mailbox.lower()]

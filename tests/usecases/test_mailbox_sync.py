@@ -11,7 +11,7 @@ from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
 from crm_core.domain.tasks import CaptureTask
 from crm_core.graph.errors import GraphUnavailable
 from crm_core.usecases.mail_capture import CaptureBusy, MailCapture, Outcome
-from crm_core.usecases.mailbox_sync import MailboxSync, cursor_name
+from crm_core.usecases.mailbox_sync import BUSY_RETRY_SECONDS, MailboxBusy, MailboxSync, cursor_name
 from tests.unit.messages import CRM, JANA, NOVAK, STRANGER, mail
 from tests.usecases.fakes import FakeActivityStore, FakeCursors, FakeMailSource
 
@@ -516,3 +516,42 @@ async def test_a_reply_captured_a_page_before_its_original_is_linked_when_the_or
     assert stored_original.activity.order_id is not None
     assert stored_reply.activity.order_id == stored_original.activity.order_id
     assert crm.calls["link_conversation_activities"] == 1  # only for the conversation that needed it
+
+
+async def test_two_processes_never_read_one_mailbox_at_once(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    """Graph's 4 concurrent requests per mailbox hold for the app: one process holds the mailbox."""
+    from tests.usecases.fakes import FakeLeases
+
+    leases = FakeLeases()
+    source.page_size = 5
+    ids = deliver(source, 40)
+    first = MailboxSync(source, cursors, capture, leases=leases, holder="instance-1")
+    second = MailboxSync(source, cursors, capture, leases=leases, holder="instance-2")
+
+    results = await asyncio.gather(
+        first.handle(task(ids[0])), second.handle(task(ids[1])), return_exceptions=True
+    )
+
+    assert source.delta_overlap == 1  # never two delta pages in flight
+    busy = [r for r in results if isinstance(r, MailboxBusy)]
+    assert len(busy) == 1 and busy[0].retryable and busy[0].retry_after == BUSY_RETRY_SECONDS
+    assert len(crm.activities) == 40 and written_once(crm, 40)
+    assert leases.held == {}  # released at the end of the run
+    later = await second.handle(task(ids[1]))  # the deferred task, once the holder is done
+    # A quiet delta page, and its mail (which this process never saw) read by id: the ledger has it.
+    assert [r.outcome for r in later.captured] == [Outcome.DUPLICATE]
+    assert len(crm.activities) == 40
+    assert (await second.reconcile(CRM)).busy is False
+
+
+async def test_reconcile_skips_a_mailbox_another_process_reads(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture
+) -> None:
+    from tests.usecases.fakes import FakeLeases
+
+    leases = FakeLeases()
+    await leases.acquire(CRM, "instance-1", 300)
+    report = await MailboxSync(source, cursors, capture, leases=leases, holder="instance-2").reconcile(CRM)
+    assert report.busy and source.calls["message_delta_page"] == 0
