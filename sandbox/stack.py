@@ -30,6 +30,7 @@ from crm_core.storage.subscriptions import SubscriptionStore
 from crm_core.storage.tables import TableStorage
 from sandbox.azurite import Azurite
 from sandbox.launch import REPO_ROOT, ServerProcess, free_port
+from sandbox.runner.status import SandboxStatus
 
 GRAPH_TOKEN = "sandbox-graph-token"  # noqa: S105 - the emulator's fixed bearer token, loopback only
 NETGENIUM_KEY = "sandbox-netgenium-key"
@@ -123,7 +124,7 @@ class SandboxStack:
         if not primary:
             args += ["--disable", "subscription_upkeep", "--disable", "reconcile"]
         runner = ServerProcess(
-            "sandbox.host", args, port=port, health_path="/admin/host/status", env=self.app_settings(port)
+            "sandbox.runner", args, port=port, health_path="/admin/host/status", env=self.app_settings(port)
         )
         return runner.start()
 
@@ -266,8 +267,8 @@ class SandboxStack:
         self.delivered.append(str(created.get("internetMessageId") or f"graph-id:{created['id']}").strip())
         return created
 
-    def runner_status(self, runner: int = 0) -> dict[str, Any]:
-        status: dict[str, Any] = self._http.get(f"{self.runners[runner].base_url}/admin/sandbox/status").json()
+    def runner_status(self, runner: int = 0) -> SandboxStatus:
+        status: SandboxStatus = self._http.get(f"{self.runners[runner].base_url}/admin/sandbox/status").json()
         return status
 
     def run_function(self, name: str, runner: int = 0) -> None:

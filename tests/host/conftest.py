@@ -1,7 +1,7 @@
 """Fixtures for the local Functions runner's tests: Azurite and the runner as real processes.
 
 `azurite` (session) is the emulator from sandbox/azurite.py; `sample_runner` (module) is
-`python -m sandbox.host` serving tests/host/apps/sample against it, with fresh queue names and a
+`python -m sandbox.runner` serving tests/host/apps/sample against it, with fresh queue names and a
 folder where the sample app records what its functions received.
 """
 
@@ -23,7 +23,7 @@ def start_runner(
 ) -> Runner:
     queue = f"sample-{uuid.uuid4().hex[:12]}"
     server = ServerProcess(
-        "sandbox.host",
+        "sandbox.runner",
         ["--app-dir", str(app_dir), "--message-lease", "10", "--shutdown-grace", "3"],
         health_path="/admin/host/status",
         env={

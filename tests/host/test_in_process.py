@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from sandbox.azurite import Azurite
-from sandbox.host import FunctionsHost
+from sandbox.runner.host import FunctionsHost
 
 APP = """
 import asyncio

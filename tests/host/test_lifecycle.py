@@ -18,7 +18,7 @@ from tests.unit.test_function_app import ENV as FUNCTION_APP_SETTINGS  # kept in
 def test_runs_the_repository_function_app_unchanged(azurite: Azurite) -> None:
     # Only the health function: the others would reach for Graph and NET Genium, which this test does not start.
     server = ServerProcess(
-        "sandbox.host",
+        "sandbox.runner",
         ["--app-dir", str(REPO_ROOT), "--functions", "health"],
         health_path="/admin/host/status",
         env={**FUNCTION_APP_SETTINGS, "AzureWebJobsStorage": azurite.connection_string},
@@ -70,7 +70,7 @@ def test_app_with_an_unsupported_binding_is_refused_at_start(azurite: Azurite, t
         "    pass\n"
     )
     server = ServerProcess(
-        "sandbox.host",
+        "sandbox.runner",
         ["--app-dir", str(tmp_path)],
         health_path="/admin/host/status",
         env={"AzureWebJobsStorage": azurite.connection_string},
@@ -83,7 +83,7 @@ def test_app_with_an_unsupported_binding_is_refused_at_start(azurite: Azurite, t
 def test_missing_connection_setting_is_named(tmp_path: Path) -> None:
     env = {"SAMPLE_QUEUE": "sample-x", "SAMPLE_RECORD_DIR": str(tmp_path), "AzureWebJobsStorage": ""}
     server = ServerProcess(
-        "sandbox.host",
+        "sandbox.runner",
         ["--app-dir", str(Path(__file__).parent / "apps" / "sample")],
         health_path="/admin/host/status",
         env=env,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.ncrontab import CronSchedule, IntervalSchedule, ScheduleError, parse_schedule, parse_timespan
+from sandbox.runner.ncrontab import CronSchedule, IntervalSchedule, ScheduleError, parse_schedule, parse_timespan
 
 
 def at(text: str) -> datetime:

@@ -9,15 +9,11 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from sandbox.host import (
-    FunctionLoadError,
-    decode_queue_message,
-    describe_functions,
-    encode_queue_message,
-    load_local_settings,
-)
-from sandbox.host_config import HostConfigError, load_host_config, parse_host_config
-from sandbox.routes import RouteError, RouteTemplate
+from sandbox.runner.bindings import decode_queue_message, encode_queue_message
+from sandbox.runner.functions import FunctionLoadError
+from sandbox.runner.host_config import HostConfigError, load_host_config, parse_host_config
+from sandbox.runner.indexing import describe_functions, load_local_settings
+from sandbox.runner.routes import RouteError, RouteTemplate
 
 # -- routes -------------------------------------------------------------------------------------
 
@@ -228,7 +224,7 @@ def test_missing_setting_unsupported_binding_and_unbound_parameter_are_refused()
 
 
 def test_app_settings_override_host_json_as_the_host_does() -> None:
-    from sandbox.host_config import apply_host_overrides, parse_host_config
+    from sandbox.runner.host_config import apply_host_overrides, parse_host_config
 
     document = {"version": "2.0", "extensions": {"queues": {"maxDequeueCount": 5, "visibilityTimeout": "00:00:30"}}}
     environ = {

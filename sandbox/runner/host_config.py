@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.ncrontab import ScheduleError, parse_timespan
+from sandbox.runner.ncrontab import ScheduleError, parse_timespan
 
 MAX_BATCH_SIZE = 32  # Azure Queue storage returns at most 32 messages per request
 
