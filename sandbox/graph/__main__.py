@@ -12,7 +12,8 @@ import uuid
 
 from aiohttp import web
 
-from sandbox.graph.app import GraphEmulator, make_app
+from sandbox.graph.app import GraphEmulator
+from sandbox.graph.server import make_app
 
 DEFAULT_TOKEN = "sandbox-graph-token"  # noqa: S105 - the emulator's documented local token, not a secret
 DEFAULT_TENANT = str(uuid.uuid5(uuid.NAMESPACE_DNS, "tenant.crmservice.sandbox"))

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from sandbox.graph.mime import rfc822_to_graph
 from sandbox.graph.store import GraphError, bad_request
-
-if TYPE_CHECKING:
-    from sandbox.graph.app import GraphEmulator
+from sandbox.graph.tenant import Tenant
 
 AdminHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,8 +44,8 @@ async def _body(request: web.Request) -> Any:
         raise bad_request("The admin API expects a JSON body.") from None
 
 
-def add_admin_routes(app: web.Application, em: GraphEmulator) -> None:
-    """Register `/_admin/...` on the app."""
+def add_admin_routes(app: web.Application, em: Tenant) -> None:
+    """Only the tenant is needed, not the Graph pipeline: these orders bypass the token, limits and faults."""
     store, notifier = em.store, em.notifier
 
     async def health(_: web.Request) -> web.StreamResponse:

@@ -1,4 +1,4 @@
-"""The emulator's HTTP surface: Graph's `/v1.0` paths the product calls, and the `/_admin` API.
+"""Graph's `/v1.0` paths the product calls, answered in Graph's shapes (the `/_admin` API is in `admin`).
 
 Every `/v1.0` request (and every request inside a `$batch`) goes through one pipeline: count it,
 check the bearer token, apply the per-mailbox concurrency limit (4, answered like Graph with 429
@@ -9,19 +9,12 @@ handler and answer in Graph's JSON shape.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from aiohttp import web
-
-from sandbox.graph.faults import Faults, Stats
-from sandbox.graph.mime import rfc822_to_graph
-from sandbox.graph.notifier import Notifier
 from sandbox.graph.store import (
     ATTACHMENT_PROPERTIES,
     EVENT_PROPERTIES,
@@ -29,7 +22,6 @@ from sandbox.graph.store import (
     USER_SELECTABLE,
     EventRecord,
     GraphError,
-    Store,
     User,
     apply_select,
     bad_request,
@@ -39,20 +31,18 @@ from sandbox.graph.store import (
     parse_instant,
     parse_select,
 )
+from sandbox.graph.tenant import Tenant
 
-JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 MAX_BATCH = 20
 MESSAGE_DELTA_DEFAULT_PAGE = 10
 EVENT_DELTA_DEFAULT_PAGE = 10
 OUTLOOK_MAX_PAGE = 1000
-MAX_BODY_BYTES = 4 * 1024 * 1024  # Graph's limit on a request body
-# Mail delivered through the admin API stands for SMTP delivery, whose limit (Exchange Online's
-# largest message) is far higher than Graph's request limit.
-MAX_DELIVERY_BYTES = 150 * 1024 * 1024
 
 
 @dataclass
 class Request:
+    """A `/v1.0` request apart from aiohttp, so that a `$batch` item goes through the same pipeline."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -65,6 +55,8 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer before it is JSON, so that `$batch` can embed it in its own body."""
+
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -73,7 +65,8 @@ class Response:
 Handler = Callable[["GraphEmulator", Request], Awaitable[Response]]
 
 
-def _parse_prefer(headers: Mapping[str, str]) -> dict[str, str]:
+def parse_prefer(headers: Mapping[str, str]) -> dict[str, str]:
+    """`Prefer` preferences by lower-case name; a `$batch` item carries its own."""
     out: dict[str, str] = {}
     for value in [v for k, v in headers.items() if k.lower() == "prefer"]:
         for part in value.split(","):
@@ -138,8 +131,8 @@ def _expand_ids(request: Request) -> list[str] | None:
     return ids
 
 
-class GraphEmulator:
-    """The whole emulator: store, notifier, faults, stats and the request pipeline."""
+class GraphEmulator(Tenant):
+    """The tenant behind Graph's `/v1.0`: the bearer token, the per-mailbox concurrency count and the pipeline."""
 
     def __init__(
         self,
@@ -154,22 +147,17 @@ class GraphEmulator:
         retry_base: float = 5.0,
         retry_window: float = 4 * 3600.0,
     ) -> None:
-        self.token = token
-        self.default_concurrency = mailbox_concurrency
-        self.store = Store(tenant_id)
-        self.faults = Faults(seed=seed, mailbox_concurrency=mailbox_concurrency)
-        self.stats = Stats()
-        self.notifier = Notifier(
-            self.store,
-            self.faults,
-            self.stats,
-            application_id=str(uuid.uuid5(uuid.NAMESPACE_URL, "crmservice-graph-emulator")),
+        super().__init__(
+            tenant_id=tenant_id,
+            seed=seed,
+            mailbox_concurrency=mailbox_concurrency,
             validation_timeout=validation_timeout,
             delivery_timeout=delivery_timeout,
             batch_window=batch_window,
             retry_base=retry_base,
             retry_window=retry_window,
         )
+        self.token = token
         self.in_flight: dict[str, int] = {}
 
     # ---- pipeline ----------------------------------------------------------------------------
@@ -181,22 +169,22 @@ class GraphEmulator:
             error = GraphError(400, "BadRequest", f"Resource not found for the segment '{request.path}'.")
             if any(pattern.match(request.path) for _, pattern, _, _ in ROUTES):
                 error = GraphError(405, "Request_BadRequest", "The HTTP method is not allowed on this resource.")
-            return self._error(error)
+            return self.reject(error)
         operation, handler, params = route
         request.params = params
         self.stats.requests[operation] += 1
         if not authenticated:
             auth = next((v for k, v in request.headers.items() if k.lower() == "authorization"), "")
             if not auth:
-                return self._error(GraphError(401, "InvalidAuthenticationToken", "Access token is empty."))
+                return self.reject(GraphError(401, "InvalidAuthenticationToken", "Access token is empty."))
             if auth != f"Bearer {self.token}":
-                return self._error(GraphError(401, "InvalidAuthenticationToken", "Access token validation failure."))
+                return self.reject(GraphError(401, "InvalidAuthenticationToken", "Access token validation failure."))
         mailbox = self._mailbox_key(params)
         limit = self.faults.mailbox_concurrency
         if mailbox is not None:
             if limit and self.in_flight.get(mailbox, 0) >= limit:
                 self.stats.faults["mailboxConcurrency"] += 1
-                return self._error(
+                return self.reject(
                     GraphError(
                         429,
                         "ApplicationThrottled",
@@ -212,7 +200,7 @@ class GraphEmulator:
                     await asyncio.sleep(self.faults.latency_ms / 1000)
                 if self.faults.throttle():
                     self.stats.faults["throttled"] += 1
-                    return self._error(
+                    return self.reject(
                         GraphError(
                             429,
                             "TooManyRequests",
@@ -222,7 +210,7 @@ class GraphEmulator:
                     )
                 if self.faults.unavailable():
                     self.stats.faults["unavailable"] += 1
-                    return self._error(
+                    return self.reject(
                         GraphError(
                             503,
                             "serviceNotAvailable",
@@ -233,7 +221,7 @@ class GraphEmulator:
             try:
                 response = await handler(self, request)
             except GraphError as error:
-                return self._error(error)
+                return self.reject(error)
         finally:
             if mailbox is not None:
                 self.in_flight[mailbox] -= 1
@@ -246,7 +234,8 @@ class GraphEmulator:
         user = self.store.find_user(params["user"])
         return user.id if user is not None else params["user"].lower()
 
-    def _error(self, error: GraphError) -> Response:
+    def reject(self, error: GraphError) -> Response:
+        """Counted by status like every answer, so that the stats show refusals as well as successes."""
         self.stats.statuses[str(error.status)] += 1
         return Response(error.status, error.body(), dict(error.headers))
 
@@ -637,7 +626,7 @@ async def _batch_item(em: GraphEmulator, rq: Request, item: dict[str, Any], stat
         body=item.get("body"),
         base=rq.base,
     )
-    sub.prefer = _parse_prefer(headers)
+    sub.prefer = parse_prefer(headers)
     answer = await em.handle(sub, authenticated=True)
     out: dict[str, Any] = {"id": item["id"], "status": answer.status, "headers": dict(answer.headers)}
     if answer.body is not None:
@@ -701,73 +690,3 @@ def _match(method: str, path: str) -> tuple[str, Handler, dict[str, str]] | None
             params = {k: v for k, v in found.groupdict().items() if v is not None}
             return operation, handler, params
     return None
-
-
-# ---- aiohttp glue ------------------------------------------------------------------------------
-
-
-def _split_raw(raw_path: str, prefix: str) -> tuple[str, dict[str, str]]:
-    path, _, query = raw_path.partition("?")
-    segments = path[len(prefix) :].split("/")
-    return "/".join(unquote(s) for s in segments), dict(parse_qsl(query, keep_blank_values=True))
-
-
-def _json_response(answer: Response) -> web.Response:
-    headers = {**answer.headers, "request-id": str(uuid.uuid4())}
-    if answer.body is None:
-        return web.Response(status=answer.status, headers=headers)
-    headers["Content-Type"] = JSON_TYPE
-    return web.Response(status=answer.status, body=json.dumps(answer.body).encode(), headers=headers)
-
-
-async def _read_json(request: web.Request) -> Any:
-    if not request.can_read_body:
-        return None
-    raw = await request.read()
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request(
-            "Unable to read JSON request payload. Please ensure Content-Type header is set and "
-            "payload is of valid JSON format."
-        ) from None
-
-
-def make_app(emulator: GraphEmulator) -> web.Application:
-    """The aiohttp application; `__main__` binds it to 127.0.0.1 only."""
-    app = web.Application(client_max_size=MAX_DELIVERY_BYTES)
-    app["emulator"] = emulator
-
-    async def graph(request: web.Request) -> web.StreamResponse:
-        path, query = _split_raw(request.raw_path, "/v1.0")
-        base = f"{request.scheme}://{request.host}/v1.0"
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return web.json_response(
-                {"error": {"code": "RequestEntityTooLarge", "message": "The request body exceeds 4 MB."}}, status=413
-            )
-        try:
-            body = await _read_json(request)
-        except GraphError as error:
-            return _json_response(emulator._error(error))
-        rq = Request(request.method, path, query, request.headers, body, base)
-        rq.prefer = _parse_prefer(request.headers)
-        return _json_response(await emulator.handle(rq, authenticated=False))
-
-    async def on_startup(_: web.Application) -> None:
-        await emulator.notifier.start()
-
-    async def on_cleanup(_: web.Application) -> None:
-        await emulator.notifier.close()
-
-    app.router.add_route("*", "/v1.0/{tail:.*}", graph)
-    from sandbox.graph.admin import add_admin_routes
-
-    add_admin_routes(app, emulator)
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
-    return app
-
-
-__all__ = ["GraphEmulator", "make_app", "rfc822_to_graph"]
