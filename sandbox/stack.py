@@ -279,9 +279,10 @@ class SandboxStack:
 
     def ledger_entries(self) -> list[LedgerEntry]:
         assert self.azurite
+        connection = self.azurite.connection_string
 
         async def read() -> list[LedgerEntry]:
-            async with TableStorage.from_connection_string(self.azurite.connection_string) as storage:  # type: ignore[union-attr]
+            async with TableStorage.from_connection_string(connection) as storage:
                 return await CaptureLedger(storage).entries()
 
         return asyncio.run(read())

@@ -11,7 +11,7 @@ import base64
 import email
 import email.policy
 import hashlib
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ def _conversation_id(message: EmailMessage) -> str:
     return "AAQkA" + base64.urlsafe_b64encode(digest).decode()
 
 
-def _text_of(part: EmailMessage) -> str:
+def _text_of(part: MIMEPart) -> str:
     """A text part's content; Exchange shows a part in an unknown or wrong charset rather than
     refusing the mail, so undecodable bytes become U+FFFD instead of an error."""
     try:
@@ -88,7 +88,7 @@ def rfc822_to_graph(raw: bytes) -> dict[str, Any]:
         "conversationId": _conversation_id(message),
         "body": {"contentType": content_type, "content": content},
         "from": senders[0] if senders else None,
-        "sender": (sender_header or senders or [None])[0],
+        "sender": (sender_header or senders)[0] if sender_header or senders else None,
         "toRecipients": _recipients(str(message.get("To", "") or "")),
         "ccRecipients": _recipients(str(message.get("Cc", "") or "")),
         "bccRecipients": _recipients(str(message.get("Bcc", "") or "")),
