@@ -19,6 +19,8 @@ class ExternalServiceError(Exception):
     """
 
     retryable: bool = False
+    # The service said "too many requests" (429), not "down": waiting is all that helps.
+    throttled: bool = False
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -29,6 +31,12 @@ class ServiceUnavailable(ExternalServiceError):
     """Throttled, down, or too slow: retry later."""
 
     retryable = True
+
+
+class Throttled(ServiceUnavailable):
+    """Too many requests: the call is fine and will succeed after the wait the server asked for."""
+
+    throttled = True
 
 
 class CursorExpired(ExternalServiceError):

@@ -69,12 +69,13 @@ _LONGEST_RETRY_AFTER_SECONDS = 3600.0
 def deferral(task: CaptureTask, error: BaseException) -> tuple[CaptureTask, float] | None:
     """The task to queue again, and after how many seconds, when a server asked us to wait.
 
-    A throttled service (429, or 503 with `Retry-After`) is not a failure of the task: burning the
-    queue's few attempts on it would poison whole bursts of mail during a throttling storm. So such
-    a task goes back to the queue, invisible until the wait is over, and keeps its attempts. An
-    error without the server's hint is an ordinary failure, retried and finally poisoned by the host.
+    A throttled service (429 with `Retry-After`; or the mailbox busy in another process) is not a
+    failure of the task: burning the queue's few attempts on it would poison whole bursts of mail
+    during a throttling storm. So such a task goes back to the queue, invisible until the wait is
+    over, and keeps its attempts. An outage (503, timeouts) is an ordinary failure, retried and
+    finally poisoned by the host, so that an administrator hears of it.
     """
-    if not isinstance(error, ExternalServiceError) or not error.retryable or error.retry_after is None:
+    if not isinstance(error, ExternalServiceError) or not error.throttled or error.retry_after is None:
         return None
     if task.deferrals >= MAX_DEFERRALS:
         return None

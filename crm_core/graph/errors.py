@@ -20,6 +20,7 @@ class GraphUnavailable(ServiceUnavailable):
         super().__init__(message, retry_after=retry_after)
         self.status = status
         self.code = code
+        self.throttled = status == 429
 
 
 class GraphRejected(ServiceRejected):

@@ -31,6 +31,7 @@ class NetGeniumUnavailable(ServiceUnavailable):
         self.status = status
         self.code = code
         self.ambiguous = ambiguous
+        self.throttled = status == 429
 
 
 class NetGeniumRejected(ServiceRejected):

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone, ServiceUnavailable
+from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone, Throttled
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.mailbox import MAIL_FOLDER
 from crm_core.domain.tasks import CaptureTask
@@ -73,7 +73,7 @@ class MailboxLease(Protocol):
     async def release(self, mailbox: str, holder: str) -> None: ...
 
 
-class MailboxBusy(ServiceUnavailable):
+class MailboxBusy(Throttled):
     """Another process holds the mailbox's lease: this task runs again after a short wait."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from crm_core.netgenium.mapping import message_key
 from crm_core.storage.ledger import CaptureLedger, LedgerState, ledger_key
 from crm_core.storage.subscriptions import SubscriptionStore
 from crm_core.storage.tables import LEDGER_TABLE, TableStorage
@@ -170,7 +171,17 @@ def test_worker_died_between_write_and_ledger_is_not_a_second_activity(stack: Sa
     seeded = stack.netgenium_admin(
         "POST",
         "seed",
-        json={"table": "ng_activities", "records": [{"id": 900_001, "ng_kind": "email", "ng_message_id": message_id}]},
+        json={
+            "table": "ng_activities",
+            "records": [
+                {
+                    "id": 900_001,
+                    "ng_kind": "email",
+                    "ng_message_id": message_id,
+                    "ng_message_key": message_key(message_id),
+                }
+            ],
+        },
     )
     assert seeded.status_code == 200, seeded.text
 

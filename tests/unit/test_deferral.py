@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
+from crm_core.domain.errors import ServiceRejected, ServiceUnavailable, Throttled
 from crm_core.domain.tasks import MAX_DEFERRALS, CaptureTask, deferral
 
 TASK = CaptureTask(
@@ -13,7 +13,7 @@ TASK = CaptureTask(
 
 
 def test_a_throttled_task_waits_what_the_server_asked_and_keeps_its_content() -> None:
-    later = deferral(TASK, ServiceUnavailable("429", retry_after=7))
+    later = deferral(TASK, Throttled("429", retry_after=7))
     assert later is not None
     task, delay = later
     assert delay == 7
@@ -25,7 +25,7 @@ def test_each_deferral_waits_longer_up_to_five_minutes() -> None:
     delays = []
     task = TASK
     for _ in range(12):
-        later = deferral(task, ServiceUnavailable("429", retry_after=0))
+        later = deferral(task, Throttled("429", retry_after=0))
         assert later is not None
         task, delay = later
         delays.append(delay)
@@ -34,7 +34,7 @@ def test_each_deferral_waits_longer_up_to_five_minutes() -> None:
 
 
 def test_a_huge_retry_after_is_capped_at_an_hour() -> None:
-    later = deferral(TASK, ServiceUnavailable("429", retry_after=10**9))
+    later = deferral(TASK, Throttled("429", retry_after=10**9))
     assert later is not None and later[1] == 3600
 
 
@@ -42,6 +42,8 @@ def test_a_huge_retry_after_is_capped_at_an_hour() -> None:
     "error",
     [
         ServiceUnavailable("503 without a hint"),  # an outage: an ordinary failed attempt
+        ServiceUnavailable("503", retry_after=5),  # an outage with a hint: still the host's retries
+        Throttled("429 without a hint"),
         ServiceRejected("400", retry_after=5),  # not retryable, whatever the header says
         ValueError("a bug"),
     ],
@@ -52,9 +54,19 @@ def test_errors_without_a_servers_wait_are_ordinary_failures(error: Exception) -
 
 def test_deferrals_end_so_a_task_cannot_wait_forever() -> None:
     spent = TASK.model_copy(update={"deferrals": MAX_DEFERRALS})
-    assert deferral(spent, ServiceUnavailable("429", retry_after=1)) is None
+    assert deferral(spent, Throttled("429", retry_after=1)) is None
 
 
 def test_an_old_queue_item_without_the_counter_still_parses() -> None:
     old = '{"subscription_id":"s","kind":"mail","mailbox":"m","item_ids":["g"],"change_type":"created"}'
     assert CaptureTask.model_validate_json(old).deferrals == 0
+
+
+def test_the_adapters_mark_a_429_as_throttling_and_a_503_as_an_outage() -> None:
+    from crm_core.graph.errors import GraphUnavailable
+    from crm_core.netgenium.errors import NetGeniumUnavailable
+
+    assert deferral(TASK, GraphUnavailable("429", retry_after=2, status=429)) is not None
+    assert deferral(TASK, GraphUnavailable("503", retry_after=2, status=503)) is None
+    assert deferral(TASK, NetGeniumUnavailable("429", retry_after=2, status=429)) is not None
+    assert deferral(TASK, NetGeniumUnavailable("503", retry_after=2, status=503)) is None
