@@ -20,7 +20,7 @@ fi
 
 echo "== ruff"
 .venv/bin/ruff check .
-echo "== mypy (crm_core)"
+echo "== mypy (crm_core, sandbox, function_app)"
 .venv/bin/mypy
 echo "== import contract (pyproject.toml [tool.importlinter], docs/DESIGN.md section 2)"
 .venv/bin/lint-imports --no-cache --no-logo
