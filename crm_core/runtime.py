@@ -127,6 +127,7 @@ class Runtime:
 
     @cached_property
     def capture(self) -> MailCapture:
+        from crm_core.cpu import ProcessWork
         from crm_core.domain.capture_decision import CaptureRules
         from crm_core.storage.correspondents import UnmatchedCorrespondents
         from crm_core.usecases.mail_capture import CaptureOptions, MailCapture
@@ -144,6 +145,7 @@ class Runtime:
                 include_inline_attachments=settings.crm_include_inline_attachments,
                 max_body_chars=settings.crm_max_body_chars,
             ),
+            cpu=ProcessWork(),
         )
 
     @cached_property

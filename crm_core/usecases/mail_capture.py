@@ -17,10 +17,10 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from crm_core.domain.activities import Attachment, EmailActivity
 from crm_core.domain.addresses import normalize_address
@@ -30,6 +30,8 @@ from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, EmailContent, 
 from crm_core.domain.errors import ServiceUnavailable
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.state import Claim, ClaimOutcome, LedgerEntry
+
+T = TypeVar("T")
 
 log = logging.getLogger("crm_core.capture")
 
@@ -122,6 +124,19 @@ class CaptureOptions:
 _OFF_LOOP_BODY_CHARS = 32 * 1024
 
 
+class CpuWork(Protocol):
+    """Where large bodies are decided and converted: off the event loop, within a time budget."""
+
+    async def run(self, call: Callable[[], T], *, budget: float | None = None) -> T: ...
+
+
+class ThreadWork:
+    """A worker thread: keeps the loop free of waiting, not of the GIL (the runtime uses a process)."""
+
+    async def run(self, call: Callable[[], T], *, budget: float | None = None) -> T:
+        return await asyncio.wait_for(asyncio.to_thread(call), budget)
+
+
 def _large(message: GraphMessage) -> bool:
     return bool(message.body and message.body.content and len(message.body.content) > _OFF_LOOP_BODY_CHARS)
 
@@ -165,6 +180,7 @@ class MailCapture:
         *,
         worker: str,
         options: CaptureOptions | None = None,
+        cpu: CpuWork | None = None,
     ) -> None:
         self._mail = mail
         self._crm = crm
@@ -173,6 +189,7 @@ class MailCapture:
         self._rules = rules
         self._worker = worker
         self._options = options or CaptureOptions()
+        self._cpu: CpuWork = cpu or ThreadWork()
         self._users: Sequence[UserRecord] = ()
         self._users_at = float("-inf")
         self._users_lock = asyncio.Lock()
@@ -313,21 +330,21 @@ class MailCapture:
         if not _large(message):
             return convert()
         try:
-            return await asyncio.wait_for(asyncio.to_thread(convert), self._options.content_seconds)
+            return await self._cpu.run(convert, budget=self._options.content_seconds)
         except TimeoutError:
             log.warning(
                 "capture: HTML body over the time budget, stored as text",
                 extra={"message_id": ledger_id(message), "budget_s": self._options.content_seconds},
             )
             why = f"sanitizing it took over {self._options.content_seconds:g} s"
-            return await asyncio.to_thread(functools.partial(convert, html_omitted=why))
+            return await self._cpu.run(functools.partial(convert, html_omitted=why))
 
     async def _decide_now(
         self, message: GraphMessage, directory: Directory, order: ConversationOrder | None = None
     ) -> Decision:
         """The pure decision, in a worker thread when the body is large (its HTML is converted to text)."""
         call = functools.partial(decide, message, directory, self._rules, conversation_order=order)
-        return await asyncio.to_thread(call) if _large(message) else call()
+        return await self._cpu.run(call) if _large(message) else call()
 
     async def _decide(self, message: GraphMessage, page: PageContacts | None = None) -> Decision:
         """Decide with a directory of just this mail's people, then add the order if one is named."""
