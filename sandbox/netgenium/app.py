@@ -3,9 +3,10 @@
 The record API answers exactly as the contract says, errors included, so the client is tested
 against the same behaviour an administrator's implementation must show. Faults (latency, 503s,
 429 with Retry-After, outages, answers lost after the write was done) are what a real
-installation does on a bad day; the admin API under /_admin/ sets them, seeds records with given
-ids, resets everything and reports how many requests each operation served, so tests can assert
-how often the client really called.
+installation does on a bad day; they apply only to requests that passed the API key check (one
+without a valid key is a 401 and takes no fault meant for the others). The admin API under
+/_admin/ sets them, seeds records with given ids, resets everything and reports how many requests
+each operation served, so tests can assert how often the client really called.
 """
 
 from __future__ import annotations
@@ -145,12 +146,8 @@ def build_app(emulator: Emulator) -> web.Application:
             emulator.counts[operation] += 1
         try:
             if is_api and operation != "unknown":
-                if operation != "health" or emulator.outage_until > time.monotonic():
-                    fault = emulator.injected_fault(operation)
-                    if fault is not None:
-                        return fault
-                if emulator.faults.latency_ms and operation != "health":
-                    await asyncio.sleep(emulator.faults.latency_ms / 1000)
+                # The key first: a request without it is a 401 whatever the faults, and takes
+                # none of them (a count, a lost answer) from the authorized requests they are for.
                 if operation != "health":
                     sent = request.headers.get(emulator.api_key_header, "")
                     if not hmac.compare_digest(sent.encode(), emulator.api_key.encode()):
@@ -159,6 +156,12 @@ def build_app(emulator: Emulator) -> web.Application:
                             "unauthorized",
                             f"a valid API key is required in the {emulator.api_key_header} header",
                         )
+                if operation != "health" or emulator.outage_until > time.monotonic():
+                    fault = emulator.injected_fault(operation)
+                    if fault is not None:
+                        return fault
+                if emulator.faults.latency_ms and operation != "health":
+                    await asyncio.sleep(emulator.faults.latency_ms / 1000)
             response = await handler(request)
         except ApiError as exc:
             return error_response(exc.status, exc.code, exc.message)
