@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -23,9 +24,11 @@ from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandbox.netgenium.store import ApiError, Store, bad_request
+from sandbox.netgenium.errors import ApiError, bad_request
+from sandbox.netgenium.integers import INT64_MAX, parse_int
+from sandbox.netgenium.store import Store
 
 logger = logging.getLogger("sandbox.netgenium")
 
@@ -33,6 +36,7 @@ API = "/api/v1"
 WRITE_OPERATIONS = frozenset({"insert", "update", "delete", "attach_file"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_DATE_OFFSET = re.compile(r"-?[0-9]{1,9}")
 
 
 class Faults(BaseModel):
@@ -53,6 +57,18 @@ class Faults(BaseModel):
         default=0, ge=0, description="carry out the next N writes, then drop the connection unanswered"
     )
     operations: list[str] | None = Field(default=None, description="limit faults to these operations")
+
+    @field_validator("retry_after")
+    @classmethod
+    def _sendable(cls, value: str | None) -> str | None:
+        """Any printable ASCII goes out as is (a malformed header is a fault too); date:N must be a date."""
+        if value is None:
+            return value
+        if not all(" " <= ch <= "~" for ch in value):
+            raise ValueError("retry_after must be printable ASCII: it is sent as a header")
+        if value.startswith("date:") and not _DATE_OFFSET.fullmatch(value[5:]):
+            raise ValueError("retry_after date:N needs N as whole seconds in ASCII digits (at most 9, may be negative)")
+        return value
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -119,10 +135,8 @@ class Emulator:
 
 
 def _record_id(request: web.Request, key: str = "id") -> int:
-    text = request.match_info[key]
-    if not text.isdigit() or len(text) > 18 or int(text) < 1:
-        raise bad_request("bad_request", f"{key} must be a positive integer")
-    return int(text)
+    """A record or file id of the path: ASCII digits, 1..2**63-1, or 400 naming the part."""
+    return parse_int(request.match_info[key], key, minimum=1, maximum=INT64_MAX)
 
 
 async def _json_body(request: web.Request) -> Any:

@@ -4,6 +4,8 @@
     condition := column ( "eq" | "ge" | "le" ) literal | column "in" "(" literal ( "," literal )* ")"
     literal   := 'text with '' for a quote' | -?digits[.digits] | true | false | null
 
+Digits are ASCII 0-9 (Python's \\d, int() and float() would take any Unicode digit, "٣" for 3),
+and a number must be finite as a float (so no integer of thousands of digits reaches int()).
 Values never become SQL text: the parser yields them as Python values, the store binds them as
 parameters, and column names are checked against the table's schema before any SQL is built.
 Anything else (a stray quote, `or`, a comment, a semicolon) is a 400 `bad_filter`.
@@ -11,8 +13,11 @@ Anything else (a stray quote, `or`, a comment, a semicolon) is a 400 `bad_filter
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+
+from sandbox.netgenium.integers import non_ascii_digit
 
 MAX_FILTER_LENGTH = 16_000
 MAX_CONDITIONS = 32
@@ -22,7 +27,7 @@ _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
   | (?P<string>'(?:[^']|'')*')
-  | (?P<number>-?\d+(?:\.\d+)?(?![A-Za-z0-9_]))
+  | (?P<number>-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_]))
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[(),])
     """,
@@ -58,6 +63,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         match = _TOKEN.match(text, position)
         if match is None:
             snippet = text[position : position + 20]
+            digit = non_ascii_digit(snippet[:1])
+            if digit is not None:
+                raise FilterError(
+                    f"non-ASCII digit {digit!r} at position {position}: write numbers in ASCII digits 0-9"
+                )
             raise FilterError(f"unexpected text at position {position}: {snippet!r}")
         kind = match.lastgroup or ""
         if kind != "space":
@@ -70,6 +80,8 @@ def _literal(kind: str, text: str) -> Literal:
     if kind == "string":
         return Literal("string", text[1:-1].replace("''", "'"))
     if kind == "number":
+        if not math.isfinite(float(text)):
+            raise FilterError(f"the number {text[:20]}... is out of range")
         return Literal("number", float(text) if "." in text else int(text))
     lowered = text.lower()
     if kind == "word" and lowered in ("true", "false"):

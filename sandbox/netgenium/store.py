@@ -6,7 +6,8 @@ longer than their length (counted in UTF-16 code units, as `nvarchar` does) inst
 them; text compares case-insensitively (SQL Server's default collation); unique columns refuse a
 second equal value; a `system` record may not be deleted; a column marked `auto = "modified"` is
 stamped on every save. Identifiers are checked against the schema and values are only ever bound
-as parameters, never written into SQL text.
+as parameters, never written into SQL text. Integers from the request are ASCII digits within 64
+bits (integers.py).
 """
 
 from __future__ import annotations
@@ -15,106 +16,29 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from crm_core.netgenium.schema_map import SYSTEM_COLUMNS, SchemaMap
-from sandbox.netgenium.filter_parser import Condition, FilterError, Literal, parse_filter
+from sandbox.netgenium.columns import (
+    ColumnDef,
+    from_db,
+    literal_to_db,
+    now_text,
+    quote,
+    sql_type,
+    to_db,
+    utf16_len,
+)
+from sandbox.netgenium.errors import ApiError, bad_request
+from sandbox.netgenium.filter_parser import Condition, FilterError, parse_filter
+from sandbox.netgenium.integers import INT64_MAX, parse_int
 
 MAX_TOP = 1000
 DEFAULT_TOP = 100
 MAX_FILENAME = 255
 _OPERATORS = {"eq": "=", "ge": ">=", "le": "<="}
-
-
-class ApiError(Exception):
-    """An answer of the contract's error form."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def bad_request(code: str, message: str) -> ApiError:
-    """A 400 with the contract's code."""
-    return ApiError(400, code, message)
-
-
-@dataclass(frozen=True)
-class ColumnDef:
-    """A column of an emulated table."""
-
-    name: str
-    type: str
-    max_length: int | None = None
-    unique: bool = False
-    indexed: bool = False
-    auto: str | None = None
-    system: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        """The column as the metadata endpoint shows it."""
-        return {
-            "name": self.name,
-            "type": self.type,
-            "max_length": self.max_length,
-            "nullable": self.name not in ("id", "system"),
-            "unique": self.unique or self.name == "id",
-            "system": self.system,
-        }
-
-
-def utf16_len(value: str) -> int:
-    """The length `nvarchar` counts."""
-    return len(value.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def canonical_datetime(text: str) -> str:
-    """ISO 8601 in UTC with milliseconds and Z (naive means UTC), so text order is time order."""
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 date and time: {text[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
-
-
-def now_text() -> str:
-    """Now, as the platform stamps it."""
-    return canonical_datetime(datetime.now(UTC).isoformat())
-
-
-def _sql_type(column: ColumnDef) -> str:
-    if column.type in ("text", "memo"):
-        return "TEXT COLLATE NOCASE"
-    if column.type == "datetime":
-        return "TEXT"
-    if column.type == "decimal":
-        return "REAL"
-    return "INTEGER"
-
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,80}$")
-
-
-def _quote(identifier: str) -> str:
-    """A table, column or index name for SQL text (the only things that are ever SQL text).
-
-    Names reach here only after they were matched against the schema; the pattern is a second
-    fence, so even a bug upstream cannot put a value into a statement. (That is why the
-    statements below carry `noqa: S608`: their variable parts are `_quote`d names and `?` marks.)
-    """
-    if not _IDENTIFIER.match(identifier):
-        raise ValueError(f"refusing an identifier that is not a plain name: {identifier[:40]!r}")
-    return '"' + identifier + '"'
 
 
 class Store:
@@ -159,20 +83,20 @@ class Store:
             body = ", ".join(
                 ["id INTEGER PRIMARY KEY AUTOINCREMENT"]
                 + [
-                    f"{_quote(c.name)} {_sql_type(c)}" + (" NOT NULL DEFAULT 0" if c.name == "system" else "")
+                    f"{quote(c.name)} {sql_type(c)}" + (" NOT NULL DEFAULT 0" if c.name == "system" else "")
                     for c in stored
                 ]
             )
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({body})")
-            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({_quote(table)})")}
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({body})")
+            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({quote(table)})")}
             for column in stored:
                 if column.name not in present:
-                    self.db.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(column.name)} {_sql_type(column)}")
+                    self.db.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column.name)} {sql_type(column)}")
             for column in stored:
                 if column.unique or column.indexed:
                     kind = "UNIQUE INDEX" if column.unique else "INDEX"
-                    index = _quote(f"ix_{table}_{column.name}")
-                    self.db.execute(f"CREATE {kind} IF NOT EXISTS {index} ON {_quote(table)} ({_quote(column.name)})")
+                    index = quote(f"ix_{table}_{column.name}")
+                    self.db.execute(f"CREATE {kind} IF NOT EXISTS {index} ON {quote(table)} ({quote(column.name)})")
 
     def table(self, name: str) -> dict[str, ColumnDef]:
         """The table's columns, or 400 unknown_table."""
@@ -197,86 +121,9 @@ class Store:
     def reset(self) -> None:
         """Delete every record and file (the admin API's reset)."""
         for table in self.tables:
-            self.db.execute(f"DELETE FROM {_quote(table)}")  # noqa: S608
+            self.db.execute(f"DELETE FROM {quote(table)}")  # noqa: S608
         self.db.execute("DELETE FROM _files")
         self.db.execute("DELETE FROM sqlite_sequence")
-
-    # --- values ------------------------------------------------------------------------------
-
-    def _to_db(self, table: str, column: ColumnDef, value: Any) -> Any:
-        where = f"{table}.{column.name}"
-        if column.type == "files":
-            raise bad_request("bad_value", f"{where} is a files column: attach files through /files")
-        if value is None:
-            if column.name == "system":
-                raise bad_request("bad_value", "system must be true or false")
-            return None
-        if column.type == "int":
-            if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63:
-                raise bad_request("bad_value", f"{where} expects an integer")
-            return value
-        if column.type in ("text", "memo"):
-            if not isinstance(value, str):
-                raise bad_request("bad_value", f"{where} expects a string")
-            if column.max_length is not None and utf16_len(value) > column.max_length:
-                raise bad_request(
-                    "value_too_long",
-                    f"{where} holds at most {column.max_length} characters (String or binary data would be truncated)",
-                )
-            return value
-        if column.type == "datetime":
-            if not isinstance(value, str):
-                raise bad_request("bad_value", f"{where} expects an ISO 8601 date and time")
-            try:
-                return canonical_datetime(value)
-            except ValueError as exc:
-                raise bad_request("bad_value", f"{where}: {exc}") from None
-        if column.type == "bool":
-            if not isinstance(value, bool):
-                raise bad_request("bad_value", f"{where} expects true or false")
-            return int(value)
-        if column.type == "decimal":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise bad_request("bad_value", f"{where} expects a number")
-            return float(value)
-        raise bad_request("bad_value", f"{where} has a type the emulator does not know")
-
-    def _literal_to_db(self, table: str, column: ColumnDef, literal: Literal) -> Any:
-        where = f"{table}.{column.name}"
-        value = literal.value
-        if column.type == "files":
-            raise bad_request("bad_filter", f"{where} is a files column and cannot be filtered")
-        if column.type == "int":
-            if literal.kind == "number" and isinstance(value, int):
-                parsed = value
-            elif literal.kind == "string" and isinstance(value, str) and value.lstrip("-").isdigit():
-                parsed = int(value)
-            else:
-                raise bad_request("bad_filter", f"{where} compares with integers")
-            if abs(parsed) >= 2**63:
-                raise bad_request("bad_filter", f"{where}: integer out of range")
-            return parsed
-        if column.type == "decimal":
-            if literal.kind == "number" and isinstance(value, int | float):
-                return float(value)
-            raise bad_request("bad_filter", f"{where} compares with numbers")
-        if column.type == "bool":
-            if literal.kind == "bool" or (literal.kind == "number" and value in (0, 1)):
-                return int(bool(value))
-            raise bad_request("bad_filter", f"{where} compares with true or false")
-        if literal.kind != "string" or not isinstance(value, str):
-            raise bad_request("bad_filter", f"{where} compares with quoted strings")
-        if column.type == "datetime":
-            try:
-                return canonical_datetime(value)
-            except ValueError as exc:
-                raise bad_request("bad_filter", f"{where}: {exc}") from None
-        return value
-
-    def _from_db(self, column: ColumnDef, value: Any) -> Any:
-        if column.type == "bool":
-            return None if value is None else bool(value)
-        return value
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -285,13 +132,13 @@ class Store:
         params: list[Any] = []
         for condition in conditions:
             column = self.column(table, condition.column)
-            name = _quote(column.name)
+            name = quote(column.name)
             if condition.op == "eq" and condition.values[0].kind == "null":
                 if column.type == "files":
                     raise bad_request("bad_filter", f"{table}.{column.name} cannot be filtered")
                 clauses.append(f"{name} IS NULL")
                 continue
-            values = [self._literal_to_db(table, column, v) for v in condition.values]
+            values = [literal_to_db(table, column, v) for v in condition.values]
             if condition.op == "in":
                 clauses.append(f"{name} IN ({','.join('?' * len(values))})")
             else:
@@ -325,7 +172,7 @@ class Store:
             if column.type == "files":
                 raise bad_request("bad_request", f"{table}.{column.name} cannot be ordered by")
             direction = "DESC" if len(words) == 2 and words[1].lower() == "desc" else "ASC"
-            terms.append(f"{_quote(column.name)} {direction}")
+            terms.append(f"{quote(column.name)} {direction}")
             names.add(column.name)
         if "id" not in names:
             terms.append('"id" ASC')
@@ -347,9 +194,9 @@ class Store:
 
     def _rows(self, table: str, chosen: list[ColumnDef], sql_tail: str, params: list[Any]) -> list[dict[str, Any]]:
         stored = [c for c in chosen if c.type != "files"]
-        select = ", ".join(_quote(c.name) for c in stored)
-        rows = self.db.execute(f"SELECT {select} FROM {_quote(table)}{sql_tail}", params).fetchall()  # noqa: S608
-        records = [{c.name: self._from_db(c, value) for c, value in zip(stored, row, strict=True)} for row in rows]
+        select = ", ".join(quote(c.name) for c in stored)
+        rows = self.db.execute(f"SELECT {select} FROM {quote(table)}{sql_tail}", params).fetchall()  # noqa: S608
+        records = [{c.name: from_db(c, value) for c, value in zip(stored, row, strict=True)} for row in rows]
         for column in (c for c in chosen if c.type == "files"):
             files = self._files_of(table, column.name, (r["id"] for r in records))
             for record in records:
@@ -368,12 +215,7 @@ class Store:
     ) -> dict[str, Any]:
         """One page of matching records and the token for the next page."""
         self.table(table)
-        try:
-            size = DEFAULT_TOP if top is None else int(top)
-        except ValueError:
-            raise bad_request("bad_request", "top must be an integer") from None
-        if not 1 <= size <= MAX_TOP:
-            raise bad_request("bad_request", f"top must be 1..{MAX_TOP}")
+        size = DEFAULT_TOP if top is None else parse_int(top, "top", minimum=1, maximum=MAX_TOP)
         try:
             conditions = parse_filter(filter_text) if filter_text is not None else []
         except FilterError as exc:
@@ -416,7 +258,7 @@ class Store:
 
     def exists(self, table: str, record_id: int) -> bool:
         """Whether the record exists."""
-        row = self.db.execute(f'SELECT 1 FROM {_quote(self._known(table))} WHERE "id" = ?', [record_id])  # noqa: S608
+        row = self.db.execute(f'SELECT 1 FROM {quote(self._known(table))} WHERE "id" = ?', [record_id])  # noqa: S608
         return row.fetchone() is not None
 
     def _known(self, table: str) -> str:
@@ -435,7 +277,7 @@ class Store:
                 raise bad_request("bad_request", "id is assigned by NET Genium")
             if column.auto and not seeding:
                 continue  # the platform stamps it
-            values[column.name] = self._to_db(table, column, value)
+            values[column.name] = to_db(table, column, value)
         if not seeding:
             for column in self.tables[table].values():
                 if column.auto == "modified":
@@ -452,12 +294,19 @@ class Store:
         """Insert a record; its new id."""
         values = self._write_values(self._known(table), body)
         values.setdefault("system", 0)
-        names = ", ".join(_quote(name) for name in values)
+        names = ", ".join(quote(name) for name in values)
         marks = ", ".join("?" * len(values))
-        cursor = self._execute_write(
-            f"INSERT INTO {_quote(table)} ({names}) VALUES ({marks})",  # noqa: S608
-            list(values.values()),
-        )
+        try:
+            cursor = self._execute_write(
+                f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})",  # noqa: S608
+                list(values.values()),
+            )
+        except sqlite3.OperationalError as exc:
+            # AUTOINCREMENT after the largest 64-bit id: SQLITE_FULL, like an IDENTITY overflow.
+            last = self.db.execute(f'SELECT max("id") FROM {quote(table)}').fetchone()[0]  # noqa: S608
+            if exc.sqlite_errorname != "SQLITE_FULL" or last != INT64_MAX:
+                raise
+            raise ApiError(409, "conflict", f"{table} has no id left: it holds the largest, {INT64_MAX}") from None
         return int(cursor.lastrowid or 0)
 
     def update(self, table: str, record_id: int, body: Any) -> None:
@@ -467,23 +316,23 @@ class Store:
             raise ApiError(404, "not_found", f"{table} has no record {record_id}")
         if not values:
             return
-        assignments = ", ".join(f"{_quote(name)} = ?" for name in values)
+        assignments = ", ".join(f"{quote(name)} = ?" for name in values)
         self._execute_write(
-            f'UPDATE {_quote(table)} SET {assignments} WHERE "id" = ?',  # noqa: S608
+            f'UPDATE {quote(table)} SET {assignments} WHERE "id" = ?',  # noqa: S608
             [*values.values(), record_id],
         )
 
     def delete(self, table: str, record_id: int) -> None:
         """Delete a record and its files; 404 when missing, 409 for a system record."""
         row = self.db.execute(
-            f'SELECT "system" FROM {_quote(self._known(table))} WHERE "id" = ?',  # noqa: S608
+            f'SELECT "system" FROM {quote(self._known(table))} WHERE "id" = ?',  # noqa: S608
             [record_id],
         ).fetchone()
         if row is None:
             raise ApiError(404, "not_found", f"{table} has no record {record_id}")
         if row[0]:
             raise ApiError(409, "conflict", f"record {record_id} of {table} is a system record")
-        self.db.execute(f'DELETE FROM {_quote(table)} WHERE "id" = ?', [record_id])  # noqa: S608
+        self.db.execute(f'DELETE FROM {quote(table)} WHERE "id" = ?', [record_id])  # noqa: S608
         self.db.execute("DELETE FROM _files WHERE tbl = ? AND record_id = ?", [table, record_id])
 
     def seed(self, table: str, records: Any) -> int:
@@ -504,9 +353,9 @@ class Store:
         self.db.execute("BEGIN")
         try:
             for shape, params in by_shape.items():
-                names = ", ".join(_quote(name) for name in shape)
+                names = ", ".join(quote(name) for name in shape)
                 marks = ", ".join("?" * len(shape))
-                self.db.executemany(f"INSERT INTO {_quote(table)} ({names}) VALUES ({marks})", params)  # noqa: S608
+                self.db.executemany(f"INSERT INTO {quote(table)} ({names}) VALUES ({marks})", params)  # noqa: S608
         except sqlite3.IntegrityError as exc:
             self.db.execute("ROLLBACK")
             raise ApiError(409, "conflict", f"a seeded record conflicts with another ({exc})") from None

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from crm_core.netgenium import NetGeniumClient, default_schema_map
 from crm_core.netgenium import filters as f
+from sandbox.netgenium.errors import ApiError
 from sandbox.netgenium.filter_parser import FilterError, parse_filter
-from sandbox.netgenium.store import ApiError, Store
+from sandbox.netgenium.store import Store
 from tests.netgenium.ng_helpers import Admin
 
 HOSTILE_FILTERS = [
