@@ -7,15 +7,11 @@ them; text compares case-insensitively (SQL Server's default collation); unique 
 second equal value; a `system` record may not be deleted; a column marked `auto = "modified"` is
 stamped on every save. Identifiers are checked against the schema and values are only ever bound
 as parameters, never written into SQL text. Integers from the request are ASCII digits within 64
-bits (integers.py).
+bits (integers.py), and a query's continuation token is signed by this process (continuations.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -31,6 +27,7 @@ from sandbox.netgenium.columns import (
     to_db,
     utf16_len,
 )
+from sandbox.netgenium.continuations import Continuations, query_fingerprint
 from sandbox.netgenium.errors import ApiError, bad_request
 from sandbox.netgenium.filter_parser import Condition, FilterError, parse_filter
 from sandbox.netgenium.integers import INT64_MAX, parse_int
@@ -55,6 +52,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=OFF")
+        self.continuations = Continuations()
         self.tables: dict[str, dict[str, ColumnDef]] = {}
         for table, columns in schema_map.tables().items():
             defs = {name: ColumnDef(name, type_, system=True) for name, type_ in SYSTEM_COLUMNS.items()}
@@ -223,30 +221,14 @@ class Store:
         where, params = self._where(table, conditions)
         chosen = self._columns(table, columns)
         order = self._orderby(table, orderby)
-        fingerprint = hashlib.sha256(json.dumps([table, filter_text, columns, orderby, size]).encode()).hexdigest()[:16]
-        offset = self._offset(continuation, fingerprint)
+        fingerprint = query_fingerprint(table, filter_text, columns, orderby, size)
+        offset = self.continuations.offset(continuation, fingerprint, max_offset=INT64_MAX - 2 * MAX_TOP)
         records = self._rows(table, chosen, f"{where}{order} LIMIT ? OFFSET ?", [*params, size + 1, offset])
         token = None
         if len(records) > size:
             records = records[:size]
-            raw = json.dumps({"o": offset + size, "h": fingerprint}).encode()
-            token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            token = self.continuations.issue(offset + size, fingerprint)
         return {"records": records, "continuation": token}
-
-    @staticmethod
-    def _offset(continuation: str | None, fingerprint: str) -> int:
-        if continuation is None:
-            return 0
-        try:
-            padded = continuation + "=" * (-len(continuation) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-            offset = data["o"]
-            valid = isinstance(offset, int) and offset >= 0 and data["h"] == fingerprint
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
-            valid = False
-        if not valid:
-            raise bad_request("bad_continuation", "the continuation token is not one this query handed out")
-        return int(offset)
 
     def get(self, table: str, record_id: int, columns: str | None) -> dict[str, Any]:
         """One record, or 404."""
