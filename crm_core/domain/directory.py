@@ -9,6 +9,7 @@ service (built from the few records NET Genium returns for one mail's addresses)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,3 +140,22 @@ class Directory:
 
     def __len__(self) -> int:
         return len(self._users) + len(self._contacts) + len(self._orders)
+
+
+@dataclass(frozen=True, slots=True)
+class PageContacts:
+    """The contacts of a page of mails, looked up in one go (chunked by the adapter).
+
+    `covered` are the addresses whose answer is known: those asked for, and the users' (an address
+    that is both a user and a contact counts as a user, so a user's address needs no lookup).
+    """
+
+    covered: frozenset[str]
+    by_address: dict[str, list[ContactRecord]]
+
+    def lookup(self, addresses: Iterable[str]) -> list[ContactRecord] | None:
+        """The contacts of these addresses, or None when one of them was not covered."""
+        wanted = set(addresses)
+        if not wanted <= self.covered:
+            return None
+        return [contact for address in sorted(wanted) for contact in self.by_address.get(address, ())]

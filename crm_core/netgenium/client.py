@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -29,12 +28,11 @@ from pydantic import SecretStr
 
 from crm_core.domain.addresses import normalize_address
 from crm_core.netgenium import filters as f
-from crm_core.netgenium.errors import NetGeniumConflict, NetGeniumNotFound, NetGeniumRejected
+from crm_core.netgenium.calendar import CalendarActivities
+from crm_core.netgenium.errors import NetGeniumConflict, NetGeniumRejected
 from crm_core.netgenium.fit import fit_filename, fit_identifier, fit_text
 from crm_core.netgenium.mapping import (
     base_filter,
-    calendar_activity_values,
-    calendar_from_record,
     contact_from_record,
     email_activity_values,
     message_key,
@@ -43,7 +41,6 @@ from crm_core.netgenium.mapping import (
 )
 from crm_core.netgenium.models import (
     Attachment,
-    CalendarActivity,
     EmailActivity,
     NgContact,
     NgOrder,
@@ -61,7 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class NetGeniumClient:
+class NetGeniumClient(CalendarActivities):
     """The NET Genium record API (contract: openapi.yaml) with the schema map applied."""
 
     def __init__(
@@ -361,79 +358,3 @@ class NetGeniumClient:
                 if exc.status != 413:
                     raise
                 logger.warning("NET Genium refused the attachment as too large", extra=extra)
-
-    async def find_calendar_activity_by_event_id(self, event_id: str) -> int | None:
-        """The calendar activity that mirrors this Outlook event, if any."""
-        entity = self.schema_map.calendar_activities
-        column = entity.column("event_id")
-        records = await self.transport.query(
-            entity.table,
-            base_filter(entity) & f.eq(column.name, fit_identifier(event_id, column.max_length)),
-            columns=["id"],
-            orderby="id",
-        )
-        return records[0]["id"] if records else None
-
-    async def upsert_calendar_activity(self, activity: CalendarActivity) -> int:
-        """Write a calendar activity: by its id when known, else by its Outlook event id.
-
-        An id that no longer exists raises NetGeniumNotFound: the activity was deleted in NET
-        Genium, and whether to recreate it is the sync's decision, not the adapter's.
-        """
-        entity = self.schema_map.calendar_activities
-        values = calendar_activity_values(entity, activity)
-        if activity.id is not None:
-            await self.transport.update(entity.table, activity.id, values)
-            return activity.id
-        event_column = entity.column("event_id")
-        if activity.event_id:
-            found = await self.find_calendar_activity_by_event_id(activity.event_id)
-            if found is not None:
-                await self.transport.update(entity.table, found, values)
-                return found
-        try:
-            return await self.transport.insert(
-                entity.table, values, repeatable=event_column.unique and bool(activity.event_id)
-            )
-        except NetGeniumConflict:
-            if not activity.event_id:
-                raise
-            found = await self.find_calendar_activity_by_event_id(activity.event_id)
-            if found is None:
-                raise
-            await self.transport.update(entity.table, found, values)
-            return found
-
-    async def delete_calendar_activity(self, activity_id: int) -> bool:
-        """Delete a calendar activity; False when it is gone already (deletes are idempotent).
-
-        The record is read first when the table is shared, so a wrong id can never delete an
-        e-mail activity.
-        """
-        entity = self.schema_map.calendar_activities
-        fixed = entity.fixed_values()
-        try:
-            if fixed:
-                record = await self.transport.get_record(entity.table, activity_id, columns=["id", *fixed])
-                if any(record.get(name) != value for name, value in fixed.items()):
-                    raise NetGeniumRejected(f"record {activity_id} of {entity.table} is not a calendar activity")
-            await self.transport.delete(entity.table, activity_id)
-        except NetGeniumNotFound:
-            return False
-        return True
-
-    async def list_calendar_activities_modified_since(self, watermark: datetime) -> list[CalendarActivity]:
-        """Calendar activities modified at or after `watermark`, oldest change first.
-
-        `ge` rather than `gt`: an activity saved in the same millisecond as the watermark is read
-        again rather than missed; the sync drops such repeats by their fingerprint.
-        """
-        entity = self.schema_map.calendar_activities
-        modified = entity.column("modified").name
-        records = await self.transport.query(
-            entity.table,
-            base_filter(entity) & f.ge(modified, watermark),
-            columns=["id", *(column.name for column in entity.columns.values())],
-            orderby=f"{modified} asc,id asc",
-        )
-        return [calendar_from_record(entity, record) for record in records]

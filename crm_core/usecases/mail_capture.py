@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 from crm_core.domain.activities import Attachment, EmailActivity
 from crm_core.domain.addresses import normalize_address
 from crm_core.domain.capture_decision import CaptureRules, ConversationOrder, Decision, Skip, decide
-from crm_core.domain.directory import ContactRecord, Directory, OrderRecord, UserRecord
+from crm_core.domain.directory import ContactRecord, Directory, OrderRecord, PageContacts, UserRecord
 from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, EmailContent, email_content
 from crm_core.domain.errors import ServiceUnavailable
 from crm_core.domain.mail import GraphMessage
@@ -139,25 +139,6 @@ class ThreadWork:
 
 def _large(message: GraphMessage) -> bool:
     return bool(message.body and message.body.content and len(message.body.content) > _OFF_LOOP_BODY_CHARS)
-
-
-@dataclass(frozen=True, slots=True)
-class PageContacts:
-    """The contacts of a page of mails, looked up in one go (chunked by the adapter).
-
-    `covered` are the addresses whose answer is known: those asked for, and the users' (an address
-    that is both a user and a contact counts as a user, so a user's address needs no lookup).
-    """
-
-    covered: frozenset[str]
-    by_address: dict[str, list[ContactRecord]]
-
-    def lookup(self, addresses: Iterable[str]) -> list[ContactRecord] | None:
-        """The contacts of these addresses, or None when one of them was not covered."""
-        wanted = set(addresses)
-        if not wanted <= self.covered:
-            return None
-        return [contact for address in sorted(wanted) for contact in self.by_address.get(address, ())]
 
 
 def ledger_id(message: GraphMessage) -> str:

@@ -1,0 +1,101 @@
+"""Calendar activities in NET Genium: the calls the calendar sync will make, on the schema map.
+
+Part of `NetGeniumClient` (a mixin over its transport and schema map), kept apart so that each
+file holds one kind of record: e-mail activities and the directory in `client.py`, calendar
+activities here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from crm_core.netgenium import filters as f
+from crm_core.netgenium.errors import NetGeniumConflict, NetGeniumNotFound, NetGeniumRejected
+from crm_core.netgenium.fit import fit_identifier
+from crm_core.netgenium.mapping import base_filter, calendar_activity_values, calendar_from_record
+from crm_core.netgenium.models import CalendarActivity
+from crm_core.netgenium.schema_map import SchemaMap
+from crm_core.netgenium.transport import NetGeniumTransport
+
+
+class CalendarActivities:
+    """Find, write and delete calendar activities; list those changed since a watermark."""
+
+    transport: NetGeniumTransport
+    schema_map: SchemaMap
+
+    async def find_calendar_activity_by_event_id(self, event_id: str) -> int | None:
+        """The calendar activity that mirrors this Outlook event, if any."""
+        entity = self.schema_map.calendar_activities
+        column = entity.column("event_id")
+        records = await self.transport.query(
+            entity.table,
+            base_filter(entity) & f.eq(column.name, fit_identifier(event_id, column.max_length)),
+            columns=["id"],
+            orderby="id",
+        )
+        return records[0]["id"] if records else None
+
+    async def upsert_calendar_activity(self, activity: CalendarActivity) -> int:
+        """Write a calendar activity: by its id when known, else by its Outlook event id.
+
+        An id that no longer exists raises NetGeniumNotFound: the activity was deleted in NET
+        Genium, and whether to recreate it is the sync's decision, not the adapter's.
+        """
+        entity = self.schema_map.calendar_activities
+        values = calendar_activity_values(entity, activity)
+        if activity.id is not None:
+            await self.transport.update(entity.table, activity.id, values)
+            return activity.id
+        event_column = entity.column("event_id")
+        if activity.event_id:
+            found = await self.find_calendar_activity_by_event_id(activity.event_id)
+            if found is not None:
+                await self.transport.update(entity.table, found, values)
+                return found
+        try:
+            return await self.transport.insert(
+                entity.table, values, repeatable=event_column.unique and bool(activity.event_id)
+            )
+        except NetGeniumConflict:
+            if not activity.event_id:
+                raise
+            found = await self.find_calendar_activity_by_event_id(activity.event_id)
+            if found is None:
+                raise
+            await self.transport.update(entity.table, found, values)
+            return found
+
+    async def delete_calendar_activity(self, activity_id: int) -> bool:
+        """Delete a calendar activity; False when it is gone already (deletes are idempotent).
+
+        The record is read first when the table is shared, so a wrong id can never delete an
+        e-mail activity.
+        """
+        entity = self.schema_map.calendar_activities
+        fixed = entity.fixed_values()
+        try:
+            if fixed:
+                record = await self.transport.get_record(entity.table, activity_id, columns=["id", *fixed])
+                if any(record.get(name) != value for name, value in fixed.items()):
+                    raise NetGeniumRejected(f"record {activity_id} of {entity.table} is not a calendar activity")
+            await self.transport.delete(entity.table, activity_id)
+        except NetGeniumNotFound:
+            return False
+        return True
+
+    async def list_calendar_activities_modified_since(self, watermark: datetime) -> list[CalendarActivity]:
+        """Calendar activities modified at or after `watermark`, oldest change first.
+
+        `ge` rather than `gt`: an activity saved in the same millisecond as the watermark is read
+        again rather than missed; the sync drops such repeats by their fingerprint.
+        """
+        entity = self.schema_map.calendar_activities
+        modified = entity.column("modified").name
+        records = await self.transport.query(
+            entity.table,
+            base_filter(entity) & f.ge(modified, watermark),
+            columns=["id", *(column.name for column in entity.columns.values())],
+            orderby=f"{modified} asc,id asc",
+        )
+        return [calendar_from_record(entity, record) for record in records]
