@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.graph import events
 from sandbox.graph.mime import rfc822_to_graph
-from sandbox.graph.store import GraphError, bad_request
+from sandbox.graph.odata import GraphError, bad_request
 from sandbox.graph.tenant import Tenant
 
 AdminHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,10 +47,15 @@ async def _body(request: web.Request) -> Any:
 
 def add_admin_routes(app: web.Application, em: Tenant) -> None:
     """Only the tenant is needed, not the Graph pipeline: these orders bypass the token, limits and faults."""
-    store, notifier = em.store, em.notifier
+    store, notifier, book = em.store, em.notifier, em.subscriptions
 
     async def health(_: web.Request) -> web.StreamResponse:
-        return _json({"status": "ok", "tenantId": store.tenant_id})
+        return _json(
+            {"status": "ok", "tenantId": store.tenant_id, "profile": em.profile.name, "seed": em.randomness.seed}
+        )
+
+    async def profile(_: web.Request) -> web.StreamResponse:
+        return _json({**em.profile.as_json(), "seed": em.randomness.seed})
 
     async def create_user(request: web.Request) -> web.StreamResponse:
         body = await _body(request)
@@ -70,7 +76,7 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
             many = isinstance(body, dict) and isinstance(body.get("messages"), list)
             bodies = body["messages"] if many else [body]
         created = [store.deliver_message(user, item, folder) for item in bodies]
-        shown = [store.message_json(user, record, None) for record in created]
+        shown = [store.message_json(record, None) for record in created]
         return _json({"value": shown} if len(shown) != 1 else shown[0], 201)
 
     async def update_message(request: web.Request) -> web.StreamResponse:
@@ -79,7 +85,7 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
         if not isinstance(body, dict):
             raise bad_request("A message update must be a JSON object.")
         record = store.update_message(user, request.match_info["message"], body)
-        return _json(store.message_json(user, record, None))
+        return _json(store.message_json(record, None))
 
     async def delete_message(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
@@ -88,17 +94,17 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
 
     async def create_event(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
-        record, _ = store.create_event(user, await _body(request))
-        return _json(store.event_json(record, None, []), 201)
+        record, _ = events.create_event(store, user, await _body(request))
+        return _json(events.event_json(record, None, []), 201)
 
     async def update_event(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
-        record = store.update_event(user, request.match_info["event"], await _body(request))
-        return _json(store.event_json(record, None, []))
+        record = events.update_event(store, user, request.match_info["event"], await _body(request))
+        return _json(events.event_json(record, None, []))
 
     async def delete_event(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
-        store.delete_event(user, request.match_info["event"])
+        events.delete_event(store, user, request.match_info["event"])
         return web.Response(status=204)
 
     async def get_faults(_: web.Request) -> web.StreamResponse:
@@ -112,7 +118,7 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
         return _json(em.faults.as_json())
 
     async def clear_faults(_: web.Request) -> web.StreamResponse:
-        em.faults.reset(em.default_concurrency)
+        em.faults.reset()
         return _json(em.faults.as_json())
 
     async def stats(_: web.Request) -> web.StreamResponse:
@@ -124,12 +130,13 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
 
     async def expire_sync_states(_: web.Request) -> web.StreamResponse:
         store.sync_generation += 1
+        em.evicted_tokens.clear()
         return _json({"syncGeneration": store.sync_generation})
 
-    async def subscriptions(_: web.Request) -> web.StreamResponse:
+    async def list_subscriptions(_: web.Request) -> web.StreamResponse:
         items = [
             {**s.as_json(), "needsReauthorization": s.needs_reauthorization, "active": s.active()}
-            for s in notifier.subscriptions.values()
+            for s in book.items.values()
         ]
         return _json({"value": items})
 
@@ -140,20 +147,17 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
         return _json({"sent": sent})
 
     async def expire(request: web.Request) -> web.StreamResponse:
-        subscription = notifier.expire_now(request.match_info["subscription"])
+        subscription = book.expire_now(request.match_info["subscription"])
         return _json(subscription.as_json())
 
     async def reset(_: web.Request) -> web.StreamResponse:
-        store.users.clear()
-        notifier.subscriptions.clear()
-        em.faults.reset(em.default_concurrency)
-        em.stats.reset()
-        store.sync_generation += 1
+        em.reset()
         return web.Response(status=204)
 
     routes: list[tuple[str, str, AdminHandler]] = [
         ("POST", "/_admin/reset", reset),
         ("GET", "/_admin/health", health),
+        ("GET", "/_admin/profile", profile),
         ("POST", "/_admin/users", create_user),
         ("GET", "/_admin/users", list_users),
         ("POST", "/_admin/users/{user}/messages", deliver),
@@ -168,7 +172,7 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
         ("GET", "/_admin/stats", stats),
         ("DELETE", "/_admin/stats", reset_stats),
         ("POST", "/_admin/sync-states/expire", expire_sync_states),
-        ("GET", "/_admin/subscriptions", subscriptions),
+        ("GET", "/_admin/subscriptions", list_subscriptions),
         ("POST", "/_admin/subscriptions/{subscription}/lifecycle", lifecycle),
         ("POST", "/_admin/subscriptions/{subscription}/expire", expire),
     ]

@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from sandbox.graph.admin import add_admin_routes
-from sandbox.graph.app import GraphEmulator, Request, Response, parse_prefer
-from sandbox.graph.store import GraphError, bad_request
+from sandbox.graph.app import GraphEmulator
+from sandbox.graph.odata import GraphError, bad_request
+from sandbox.graph.protocol import Request, Response, parse_prefer
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Graph's limit on a request body
