@@ -1,8 +1,11 @@
-"""Fixtures for the Graph adapter and emulator tests: one emulator process, reset before each test.
+"""Fixtures for the Graph adapter and emulator tests: emulator processes, reset before each test.
 
-The emulator runs with Graph's limits but shorter waits (validation 2 s instead of 10, delivery 1 s
-instead of 3, redelivery backoff from 0.2 s over a 2 s window instead of 4 hours) so that the tests
-about failures finish quickly; the behaviour is the same.
+`graph_server` runs the emulator's default, Graph's documented worst case (the `real` profile),
+seeded from `CRM_TEST_SEED` (default 1) so that a failure can be repeated; `ideal_server` runs the
+happy path (`--ideal`), for the tests that compare the two. Both run with Graph's limits but shorter
+waits (validation 2 s instead of 10, delivery 1 s instead of 3, redelivery backoff from 0.2 s over a
+2 s window instead of 4 hours) so that the tests about failures finish quickly; the behaviour is the
+same.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,7 @@ from sandbox.launch import ServerProcess, free_port
 TOKEN = "graph-test-token"
 FIXTURES = Path(__file__).parent / "fixtures"
 MAILBOX = "crm@company.example"
+SEED = int(os.environ.get("CRM_TEST_SEED", "1"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,20 +46,31 @@ def fixture_json(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
 
-@pytest.fixture(scope="session")
-def graph_server() -> Iterator[ServerProcess]:
-    server = ServerProcess(
+def emulator(*extra: str) -> ServerProcess:
+    return ServerProcess(
         "sandbox.graph",
         [
             "--token", TOKEN,
+            "--seed", str(SEED),
             "--validation-timeout", "2",
             "--delivery-timeout", "1",
             "--retry-base", "0.2",
             "--retry-window", "2",
+            *extra,
         ],
         health_path="/_admin/health",
     )
-    with server:
+
+
+@pytest.fixture(scope="session")
+def graph_server() -> Iterator[ServerProcess]:
+    with emulator() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ideal_server() -> Iterator[ServerProcess]:
+    with emulator("--ideal") as server:
         yield server
 
 
@@ -80,6 +96,10 @@ class Admin:
     async def faults(self, **settings: Any) -> None:
         await self.call("POST", "/faults", settings)
 
+    async def steady_tokens(self) -> None:
+        """No sync state expires at random (the real profile's 2%): for a test about something else."""
+        await self.faults(syncStateExpiryRate=0)
+
     async def stats(self) -> dict[str, Any]:
         return await self.call("GET", "/stats")  # type: ignore[no-any-return]
 
@@ -93,15 +113,26 @@ class Admin:
                 await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def admin(graph_server: ServerProcess) -> AsyncIterator[Admin]:
-    helper = Admin(graph_server.base_url)
+async def _admin(server: ServerProcess) -> AsyncIterator[Admin]:
+    helper = Admin(server.base_url)
     await helper.call("POST", "/reset")
     await helper.user(MAILBOX)
     try:
         yield helper
     finally:
         await helper.http.aclose()
+
+
+@pytest.fixture
+async def admin(graph_server: ServerProcess) -> AsyncIterator[Admin]:
+    async for helper in _admin(graph_server):
+        yield helper
+
+
+@pytest.fixture
+async def ideal_admin(ideal_server: ServerProcess) -> AsyncIterator[Admin]:
+    async for helper in _admin(ideal_server):
+        yield helper
 
 
 def graph_settings(base_url: str, token: str = TOKEN) -> Settings:

@@ -57,6 +57,7 @@ async def test_update_and_delete_an_event_and_delete_twice(graph, admin: Admin) 
 
 
 async def test_event_delta_reports_outlook_edits_and_deletes_in_the_window(graph, admin: Admin) -> None:
+    await admin.steady_tokens()
     inside = await admin.call("POST", f"/users/{MAILBOX}/events", {
         "subject": "Inside", "start": {"dateTime": (NOW + timedelta(days=3)).isoformat(), "timeZone": "UTC"},
         "end": {"dateTime": (NOW + timedelta(days=3, hours=1)).isoformat(), "timeZone": "UTC"}})

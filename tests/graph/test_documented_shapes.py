@@ -68,6 +68,7 @@ def _keys(items: list[dict[str, Any]]) -> set[str]:
 
 
 async def test_emulator_message_and_delta_answers_have_the_documented_shape(graph_server, admin: Admin) -> None:
+    await admin.steady_tokens()
     first = await admin.deliver(MAILBOX, {"subject": "a", "from": {"emailAddress": {"address": "x@y.example"}}})
     await admin.deliver(MAILBOX, {"subject": "b"})
     base = f"{graph_server.base_url}/v1.0/users/{MAILBOX}"
