@@ -4,6 +4,12 @@ Starts Azurite, both emulators and the local Functions runner on free loopback p
 Genium from an `explain` directory file, delivers each mail (Graph JSON or `.eml`) into the CRM
 mailbox so that it travels webhook → queue → capture, waits until every mail has its outcome,
 prints the result, and stops everything it started.
+
+The Graph emulator runs Graph's documented worst case (delta in any order, partial updates,
+expiring tokens, slow pages), seeded with `--seed` (`--ideal` for the happy path). The decisions
+printed are the same for every seed: what is captured, skipped and linked must not depend on the
+order Graph returns mail in. The activity ids NET Genium gives and the request counts are facts of
+the run, not decisions, and may differ between seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from crm_core.domain.directory import DirectoryFile
-from sandbox.stack import SandboxError, SandboxStack, load_mail_file
+from sandbox.stack import GraphProfile, SandboxError, SandboxStack
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -29,6 +35,18 @@ def mail_files(paths: Sequence[Path]) -> list[Path]:
     for path in paths:
         files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
     return files
+
+
+def load_mail_file(path: Path) -> list[Mapping[str, Any] | bytes]:
+    """Mails in one file: `.eml` (RFC 822), or Graph JSON (one message, a list, or a `value` page)."""
+    if path.suffix.lower() == ".eml":
+        return [path.read_bytes()]
+    data = json.loads(path.read_bytes())
+    items = data["value"] if isinstance(data, dict) and isinstance(data.get("value"), list) else data
+    items = items if isinstance(items, list) else [items]
+    if not all(isinstance(item, dict) for item in items):
+        raise ValueError("not a Graph message (expected a JSON object)")
+    return list(items)
 
 
 def _warn(text: str) -> None:
@@ -52,7 +70,15 @@ def read_mails(paths: Sequence[Path]) -> tuple[list[tuple[Path, Mapping[str, Any
     return mails, skipped
 
 
-def replay(directory_path: Path, message_paths: Sequence[Path], *, as_json: bool, timeout: float) -> int:
+def replay(
+    directory_path: Path,
+    message_paths: Sequence[Path],
+    *,
+    as_json: bool,
+    timeout: float,
+    seed: int = 0,
+    graph_profile: GraphProfile = "real",
+) -> int:
     try:
         directory = DirectoryFile.model_validate_json(directory_path.read_bytes())
     except (OSError, ValidationError) as exc:
@@ -61,7 +87,7 @@ def replay(directory_path: Path, message_paths: Sequence[Path], *, as_json: bool
         return EXIT_BAD_INPUT
     mails, skipped = read_mails(message_paths)
     try:
-        with SandboxStack(directory) as stack:
+        with SandboxStack(directory, seed=seed, graph_profile=graph_profile) as stack:
             for path, mail in mails:
                 try:
                     stack.deliver(mail)
@@ -96,8 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--messages", type=Path, nargs="+", required=True, metavar="FILE_OR_DIR")
     run.add_argument("--json", action="store_true", help="print one JSON document")
     run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the mails to settle")
+    run.add_argument("--seed", type=int, default=0, help="seed for everything random in the Graph emulator")
+    run.add_argument("--ideal", action="store_true", help="run Graph's happy path instead of its documented worst case")
     args = parser.parse_args(argv)
-    return replay(args.directory, args.messages, as_json=args.json, timeout=args.timeout)
+    return replay(
+        args.directory,
+        args.messages,
+        as_json=args.json,
+        timeout=args.timeout,
+        seed=args.seed,
+        graph_profile="ideal" if args.ideal else "real",
+    )
 
 
 if __name__ == "__main__":

@@ -9,17 +9,20 @@ function_app.py, wired together over loopback HTTP exactly as Azure wires the de
 The runner gets the app settings a deployment would give it, pointed at the emulators; the app
 subscribes to the CRM mailbox by itself (its upkeep timer runs on start), and every delivered mail
 travels Graph emulator → webhook → queue → capture worker → NET Genium emulator.
+
+The Graph emulator behaves as Graph's documentation says Graph may behave at worst (delta items in
+any order, updated items with only what changed, tokens that expire, pages that take time) unless
+`graph_profile="ideal"`; `seed` seeds everything random in it (`SandboxStack.default_seed` when
+not given, so that a test suite can make every stack it starts repeatable).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -55,8 +58,13 @@ def _records(entity: str, items: Iterable[Mapping[str, Any]]) -> tuple[str, list
     return mapping.table, rows
 
 
+GraphProfile = Literal["real", "ideal"]
+
+
 class SandboxStack:
     """Starts and stops every process of the local service; talks to each over HTTP."""
+
+    default_seed: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -66,8 +74,14 @@ class SandboxStack:
         netgenium_latency_ms: int = 0,
         app_settings: Mapping[str, str] | None = None,
         runners: int = 1,
+        graph_profile: GraphProfile = "real",
+        seed: int | None = None,
     ) -> None:
+        if graph_profile not in ("real", "ideal"):
+            raise ValueError(f"graph_profile must be 'real' or 'ideal', not {graph_profile!r}")
         self.directory = directory
+        self.graph_profile = graph_profile
+        self.seed = self.default_seed if seed is None else seed
         self.mailbox = directory.crm_address.strip().lower()
         self.graph_latency_ms = graph_latency_ms
         self.netgenium_latency_ms = netgenium_latency_ms
@@ -88,7 +102,7 @@ class SandboxStack:
             self.netgenium = ServerProcess(
                 "sandbox.netgenium", ["--db", ":memory:", "--api-key", NETGENIUM_KEY], health_path="/api/v1/health"
             ).start()
-            self.graph = ServerProcess("sandbox.graph", ["--token", GRAPH_TOKEN], health_path="/_admin/health").start()
+            self.graph = ServerProcess("sandbox.graph", self.graph_args(), health_path="/_admin/health").start()
             self._seed()
             for index in range(self.runner_count):
                 self.runners.append(self._start_runner(primary=index == 0))
@@ -97,6 +111,11 @@ class SandboxStack:
             self.stop()
             raise
         return self
+
+    def graph_args(self) -> list[str]:
+        """The Graph emulator's command line: its token, its seed, and `--ideal` for the happy path."""
+        args = ["--token", GRAPH_TOKEN, "--seed", str(self.seed)]
+        return [*args, "--ideal"] if self.graph_profile == "ideal" else args
 
     def app_settings(self, port: int) -> dict[str, str]:
         """The app settings a deployment would set, pointed at the local emulators."""
@@ -382,15 +401,3 @@ class SandboxStack:
             elif entry.state is LedgerState.SKIPPED:
                 skipped.append({"message_id": entry.message_id, "reasons": list(entry.reasons)})
         return {"activities": activities, "skipped": skipped, "requests": self.request_counts()}
-
-
-def load_mail_file(path: Path) -> list[Mapping[str, Any] | bytes]:
-    """Mails in one file: `.eml` (RFC 822), or Graph JSON (one message, a list, or a `value` page)."""
-    if path.suffix.lower() == ".eml":
-        return [path.read_bytes()]
-    data = json.loads(path.read_bytes())
-    items = data["value"] if isinstance(data, dict) and isinstance(data.get("value"), list) else data
-    items = items if isinstance(items, list) else [items]
-    if not all(isinstance(item, dict) for item in items):
-        raise ValueError("not a Graph message (expected a JSON object)")
-    return list(items)
