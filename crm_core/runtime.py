@@ -83,6 +83,20 @@ class Runtime:
         # httpx logs every request URL at INFO; NET Genium filters carry customers' addresses.
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    async def aclose(self) -> None:
+        """Close the adapters that were built (only those: closing must not build one)."""
+        built = self.__dict__
+        if "graph" in built:
+            await built["graph"].aclose()
+        if "netgenium" in built:
+            await built["netgenium"].aclose()
+        if "delayed" in built:
+            await built["delayed"].close()
+        if "storage" in built:
+            await built["storage"].close()
+        if "capture" in built:
+            built["capture"].close()
+
     @cached_property
     def storage(self) -> TableStorage:
         from crm_core.storage.tables import TableStorage

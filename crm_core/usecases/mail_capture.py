@@ -128,6 +128,7 @@ class CpuWork(Protocol):
     """Where large bodies are decided and converted: off the event loop, within a time budget."""
 
     async def run(self, call: Callable[[], T], *, budget: float | None = None) -> T: ...
+    def close(self) -> None: ...
 
 
 class ThreadWork:
@@ -135,6 +136,9 @@ class ThreadWork:
 
     async def run(self, call: Callable[[], T], *, budget: float | None = None) -> T:
         return await asyncio.wait_for(asyncio.to_thread(call), budget)
+
+    def close(self) -> None:
+        """Nothing to stop: the threads belong to the event loop's default executor."""
 
 
 def _large(message: GraphMessage) -> bool:
@@ -177,6 +181,10 @@ class MailCapture:
         # Orders found by number: an order keeps its number, and replies name the same one again.
         # Only hits are kept: an order that is not there yet may be created any minute.
         self._orders: OrderedDict[int, OrderRecord] = OrderedDict()
+
+    def close(self) -> None:
+        """Stop the worker process of large bodies, if one was started."""
+        self._cpu.close()
 
     async def capture_by_id(self, mailbox: str, message_id: str) -> CaptureResult:
         """Capture a mail that a change notification named (one Graph read)."""
