@@ -304,12 +304,15 @@ class MailboxSync:
         return done
 
     async def _delta(self, mailbox: str) -> SyncReport:
-        """Pages of the round from the stored cursor, until the round ends or the budget is spent."""
+        """Pages of the round from the stored cursor, until the round ends or the budget would be
+        spent by one more page (a page may take as long as the slowest one of this run so far)."""
         report = SyncReport()
         deadline = self._clock() + self._budget
+        slowest = 0.0
         name = cursor_name(mailbox)
         link = await self._cursors.get(name)
         while True:
+            page_started = self._clock()
             since = None if link else self._now() - timedelta(days=self._initial_days)
             try:
                 page = await self._graph.message_delta_page(mailbox, MAIL_FOLDER, link, received_since=since)
@@ -336,7 +339,8 @@ class MailboxSync:
             if not page.next_link:
                 return report
             link = page.next_link
-            if self._clock() >= deadline:
+            slowest = max(slowest, self._clock() - page_started)
+            if self._clock() + slowest >= deadline:
                 log.info("mailbox sync: run budget spent, continuing in a new run", extra={"pages": report.pages})
                 report.unfinished = True
                 return report

@@ -391,12 +391,15 @@ async def test_a_run_stops_at_its_budget_and_asks_for_a_continuation(
     sync = MailboxSync(source, cursors, capture, budget_seconds=5.0, clock=clock)
 
     first = await sync.reconcile(CRM)
-    assert first.unfinished and first.pages == 3  # the budget is checked after each stored page
-    assert cursors.values[CURSOR] == "page:30:50"
+    assert first.unfinished and first.pages == 2  # a third page (2 s) would end past the 5 s budget
+    assert cursors.values[CURSOR] == "page:20:50"
 
     rest = await sync.handle(CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created",
                                          continuation=True))
-    assert not rest.unfinished and rest.pages == 2
+    assert rest.unfinished and rest.pages == 2
+    last = await sync.handle(CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created",
+                                         continuation=True))
+    assert not last.unfinished and last.pages == 1
     assert cursors.values[CURSOR] == "delta:50"
     assert len(crm.activities) == 50 and written_once(crm, 50)
 
