@@ -150,6 +150,9 @@ class SubscriptionUpkeep:
                 await self._create(datetime.now(UTC))
                 await self._reconcile()
                 return
+            # Graph pauses delivery until the reauthorization, and what changed meanwhile is never
+            # notified ("any notifications ... would be lost"): read what the pause hid.
+            await self._reconcile()
         elif task.event == "subscriptionRemoved":
             await self._replace(record)
             await self._reconcile()
