@@ -101,7 +101,7 @@ def test_dropped_notifications_are_caught_by_the_reconciliation_timer(stack: San
     assert len(stored(stack, ids)) == 5
 
 
-@pytest.mark.parametrize("event", ["subscriptionRemoved", "missed"])
+@pytest.mark.parametrize("event", ["subscriptionRemoved", "missed", "reauthorizationRequired"])
 def test_lifecycle_events_recover_mail(stack: SandboxStack, event: str) -> None:
     before = active_subscription_ids(stack)
     [old] = before
