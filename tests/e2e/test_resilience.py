@@ -249,12 +249,23 @@ def test_always_failing_mail_ends_in_poison_with_its_reason_and_replays(fast_ret
     assert stack.runner_status()["queues"]["capture-tasks"]["poison_message_count"] == 0
 
 
-def test_two_runners_on_one_queue_store_each_mail_once() -> None:
+def test_two_runners_on_one_queue_store_each_mail_once_within_graphs_mailbox_limit() -> None:
+    """Graph allows 4 concurrent requests per mailbox for the whole app (the emulator refuses the
+    fifth with 429 MailboxConcurrency): two runner processes with attachments to fetch stay under it."""
     with SandboxStack(DIRECTORY, runners=2) as stack:
         mails = [customer_mail(n, "pair") for n in range(60)]
         for data in mails:
-            stack.deliver(data)
-        stack.settle(timeout=120)
+            data["attachments"] = [{"name": "offer.txt", "contentType": "text/plain", "contentBytes": "b2ZmZXI="}]
+        # Every Graph call takes a while, so that the two processes would overlap; the emulator admits
+        # up to 100 at once here and records the most it saw, which must be Graph's 4.
+        stack.graph_faults(latencyMs=100, mailboxConcurrency=100)
+        stack.graph_admin("DELETE", "stats").raise_for_status()
+        for start in range(0, len(mails), 20):  # bursts, as Exchange delivers a busy morning
+            stack.graph_admin("POST", f"users/{stack.mailbox}/messages", json={"messages": mails[start : start + 20]})
+        stack.delivered.extend(m["internetMessageId"] for m in mails)
+        stack.settle(timeout=180)
+        graph = stack.graph_admin("GET", "stats").json()
+        assert max(graph["maxInFlightPerMailbox"].values()) <= 4, graph
         ids = {m["internetMessageId"] for m in mails}
         records = stored(stack, ids)
         assert len(records) == 60
