@@ -2,10 +2,13 @@
 
 Order of work, chosen so that nothing is lost and nothing doubled:
 1. claim the mail in the ledger (insert-if-absent on its Internet Message-ID);
-2. look up only what this mail needs in NET Genium (its addresses; the order it names);
+2. look up only what this mail needs in NET Genium (its addresses, unless its delta page's were
+   looked up together; the order it names);
 3. decide with the pure core; skipped mail is recorded with its reasons;
-4. a takeover of a dead worker's claim first asks NET Genium whether the activity exists;
-5. write the activity with its attachments, then complete the ledger row.
+4. a takeover of a dead worker's claim first asks NET Genium whether the activity exists, and if
+   so stores the files it lacks;
+5. write the activity with its attachments, then complete the ledger row (linking the
+   conversation's order both ways in time).
 A crash anywhere leaves either no activity and a claim that expires, or an activity that step 4
 finds. Errors that a retry can cure propagate (the queue retries, then the poison queue).
 """
@@ -119,8 +122,8 @@ class CaptureOptions:
     content_seconds: float = 10.0
 
 
-# Bodies larger than this are decided and converted in a worker thread, so that the event loop
-# (which also answers Graph's webhook within its 3 s) never waits on one mail's markup.
+# Bodies larger than this are decided and converted off the event loop (`CpuWork`: a worker process
+# in production), so that the loop, which also answers Graph's webhook, never waits on one mail's markup.
 _OFF_LOOP_BODY_CHARS = 32 * 1024
 
 
