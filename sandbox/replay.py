@@ -6,10 +6,10 @@ mailbox so that it travels webhook → queue → capture, waits until every mail
 prints the result, and stops everything it started.
 
 The Graph emulator runs Graph's documented worst case (delta in any order, partial updates,
-expiring tokens, slow pages), seeded with `--seed` (`--ideal` for the happy path). The decisions
-printed are the same for every seed: what is captured, skipped and linked must not depend on the
-order Graph returns mail in. The activity ids NET Genium gives and the request counts are facts of
-the run, not decisions, and may differ between seeds.
+expiring tokens, slow pages), seeded with `--seed` (`--ideal` for the happy path). The output is
+the same for every seed: what is captured, skipped and linked must not depend on the order Graph
+returns mail in. The activity ids NET Genium gives and the request counts are facts of the run,
+not decisions, and differ between seeds: `--run-facts` adds them.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def replay(
     timeout: float,
     seed: int = 0,
     graph_profile: GraphProfile = "real",
+    run_facts: bool = False,
 ) -> int:
     try:
         directory = DirectoryFile.model_validate_json(directory_path.read_bytes())
@@ -95,7 +96,7 @@ def replay(
                     _warn(f"{path}: skipped ({exc})")
                     skipped = True
             stack.settle(timeout=timeout)
-            report = stack.report()
+            report = stack.report(run_facts=run_facts)
     except SandboxError as exc:
         _warn(str(exc))
         return EXIT_FAILED
@@ -103,10 +104,15 @@ def replay(
         print(json.dumps(report, ensure_ascii=False))
     else:
         for activity in report["activities"]:
-            print(f"stored   {activity['message_id']}  {activity['direction']}  activity {activity['activity_id']}")
+            line = f"stored   {activity['message_id']}  {activity['direction']}"
+            if run_facts:
+                line += f"  activity {report['run']['activity_ids'][activity['message_id']]}"
+            print(line)
         for item in report["skipped"]:
             print(f"skipped  {item['message_id']}  {'; '.join(item['reasons'])}")
-        print(f"requests: Graph {report['requests']['graph']}, NET Genium {report['requests']['netgenium']}")
+        if run_facts:
+            requests = report["run"]["requests"]
+            print(f"requests: Graph {requests['graph']}, NET Genium {requests['netgenium']}")
     return EXIT_BAD_INPUT if skipped else EXIT_OK
 
 
@@ -124,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the mails to settle")
     run.add_argument("--seed", type=int, default=0, help="seed for everything random in the Graph emulator")
     run.add_argument("--ideal", action="store_true", help="run Graph's happy path instead of its documented worst case")
+    run.add_argument(
+        "--run-facts",
+        action="store_true",
+        help="also print this run's activity ids and request counts (they differ between seeds)",
+    )
     args = parser.parse_args(argv)
     return replay(
         args.directory,
@@ -132,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         seed=args.seed,
         graph_profile="ideal" if args.ideal else "real",
+        run_facts=args.run_facts,
     )
 
 
