@@ -240,6 +240,22 @@ class GraphAdapter(CalendarCalls):
             page = await self._send("listUsers", None, follow)
         return out
 
+    async def get_user(self, mailbox: str) -> DirectoryUser:
+        """One user (the CRM mailbox, say); GraphNotFound when the tenant has no such user."""
+        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=list(USER_FIELDS))
+        call = functools.partial(self._user(mailbox).get, self._config(query, prefer=()))
+        user = await self._send("getUser", None, call)
+        if user is None or not user.id:
+            raise GraphNotFound(f"getUser: Graph returned no user for {mailbox}")
+        return DirectoryUser(
+            id=user.id,
+            mail=user.mail,
+            userPrincipalName=user.user_principal_name,
+            proxyAddresses=list(user.proxy_addresses or []),
+        )
+
     # ---- subscriptions -------------------------------------------------------------------------
 
     async def create_subscription(

@@ -123,6 +123,21 @@ def create_graph_service_client(
     return GraphServiceClient(request_adapter=request_adapter)
 
 
+async def acquire_token(settings: Settings) -> None:
+    """Ask the configured credential for a Graph token once (the operator's `crmservice check`);
+    raises GraphUnavailable naming the credential, never the secret or the token."""
+    from crm_core.graph.errors import GraphUnavailable
+
+    credential = create_credential(settings)
+    try:
+        await credential.get_token(_scope_for(settings.graph_base_url))
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise GraphUnavailable(f"no token from the {settings.graph_auth.value} credential ({problem})") from None
+    finally:
+        await credential.close()
+
+
 def create_graph_adapter(settings: Settings, options: GraphOptions | None = None) -> GraphAdapter:
     """The adapter the use cases call; close it with `await adapter.aclose()` (or `async with`)."""
     if options is None:
@@ -134,4 +149,10 @@ def create_graph_adapter(settings: Settings, options: GraphOptions | None = None
     return GraphAdapter(client, opts, credential=credential)
 
 
-__all__ = ["StaticTokenCredential", "create_credential", "create_graph_adapter", "create_graph_service_client"]
+__all__ = [
+    "StaticTokenCredential",
+    "acquire_token",
+    "create_credential",
+    "create_graph_adapter",
+    "create_graph_service_client",
+]

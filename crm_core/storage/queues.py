@@ -43,6 +43,19 @@ class DelayedQueue:
         except AzureError as exc:
             raise storage_error(exc, "queueing a task for later") from exc
 
+    async def message_count(self, queue: str) -> int | None:
+        """The queue's approximate length; None when the queue does not exist (yet)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._service.get_queue_client(queue)
+        try:
+            properties = await client.get_queue_properties()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise storage_error(exc, f"reading queue {queue}") from exc
+        return int(properties.approximate_message_count or 0)
+
     async def close(self) -> None:
         await self._service.close()
 
