@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from crm_core.domain.errors import ServiceRejected
 from crm_core.domain.mailbox import mail_resource
@@ -23,6 +23,7 @@ from crm_core.domain.state import SubscriptionRecord
 from crm_core.domain.tasks import LifecycleTask
 
 log = logging.getLogger("crm_core.subscriptions")
+
 
 class SubscriptionInfoLike(Protocol):
     @property
@@ -198,3 +199,91 @@ class SubscriptionUpkeep:
         await self._records.save(record)
         log.info("subscriptions: created", extra={"subscription_id": record.id})
         return record
+
+
+# ---- the operator's `crmservice subscriptions` --------------------------------------------------
+
+
+class ListedSubscription(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def expiration_date_time(self) -> datetime: ...
+
+
+class SubscriptionLister(Protocol):
+    async def list_subscriptions(self) -> Sequence[ListedSubscription]: ...
+    async def delete_subscription(self, subscription_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """One subscription as Graph and the stored records see it."""
+
+    id: str
+    resource: str
+    expires_at: datetime | None
+    in_graph: bool
+    stored: bool
+    agree: bool
+    note: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "resource": self.resource,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "in_graph": self.in_graph,
+            "stored": self.stored,
+            "agree": self.agree,
+            "note": self.note,
+        }
+
+
+async def subscription_overview(graph: SubscriptionLister, records: SubscriptionRecords) -> list[SubscriptionView]:
+    """Every subscription the app owns in Graph or has a record of, and whether the two agree."""
+    live = {info.id: info for info in await graph.list_subscriptions()}
+    stored = {record.id: record for record in await records.all()}
+    out: list[SubscriptionView] = []
+    for sid in sorted(live.keys() | stored.keys()):
+        info, record = live.get(sid), stored.get(sid)
+        if info is not None and record is not None:
+            same = abs((info.expiration_date_time - record.expires_at).total_seconds()) < 60
+            note = "ok" if same else f"the stored expiry is {record.expires_at.isoformat()}"
+            out.append(SubscriptionView(sid, info.resource, info.expiration_date_time, True, True, same, note))
+        elif info is not None:
+            note = "not stored: the webhook drops its notifications (`crmservice subscriptions ensure` fixes it)"
+            out.append(SubscriptionView(sid, info.resource, info.expiration_date_time, True, False, False, note))
+        elif record is not None:
+            note = "Graph no longer has it (`crmservice subscriptions ensure` fixes it)"
+            out.append(SubscriptionView(sid, record.resource, record.expires_at, False, True, False, note))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedSubscription:
+    id: str
+    in_graph: bool
+    stored: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "deleted_in_graph": self.in_graph, "deleted_record": self.stored}
+
+
+async def delete_subscriptions(
+    graph: SubscriptionLister, records: SubscriptionRecords, ids: Sequence[str] | None
+) -> list[DeletedSubscription]:
+    """Delete the subscriptions `ids` (None: every one) in Graph and their records."""
+    if ids is None:
+        ids = [view.id for view in await subscription_overview(graph, records)]
+    out: list[DeletedSubscription] = []
+    for sid in ids:
+        in_graph = await graph.delete_subscription(sid)
+        stored = await records.get(sid) is not None
+        if stored:
+            await records.delete(sid)
+        log.info("subscriptions: deleted by the operator", extra={"subscription_id": sid})
+        out.append(DeletedSubscription(sid, in_graph, stored))
+    return out
