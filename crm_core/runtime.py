@@ -42,7 +42,13 @@ if TYPE_CHECKING:
     from crm_core.usecases.mailbox_sync import MailboxSync, SyncReport
     from crm_core.usecases.notification_intake import Intake
     from crm_core.usecases.operator_queries import OperatorState
-    from crm_core.usecases.subscription_upkeep import SubscriptionUpkeep, UpkeepReport
+    from crm_core.usecases.preflight import Probes
+    from crm_core.usecases.subscription_upkeep import (
+        DeletedSubscription,
+        SubscriptionUpkeep,
+        SubscriptionView,
+        UpkeepReport,
+    )
 
 log = logging.getLogger("crm_core.runtime")
 
@@ -72,6 +78,87 @@ async def operator_state(connection: str) -> AsyncIterator[OperatorState]:
             correspondents=UnmatchedCorrespondents(storage),
             poison=PoisonQueues(connection, FailureLog(storage)),
         )
+
+
+@asynccontextmanager
+async def preflight_probes(settings: Settings) -> AsyncIterator[Probes]:
+    """What `crmservice check` reaches, built from the settings and closed afterwards."""
+    from crm_core.usecases.preflight import Probes
+
+    probes = _Probes(settings)
+    try:
+        yield Probes(mailbox=settings.crm_mailbox, graph=probes, netgenium=probes, storage=probes)
+    finally:
+        await probes.aclose()
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, for masking whatever an operator command prints."""
+    from urllib.parse import parse_qs, urlsplit
+
+    values = [
+        settings.netgenium_api_key.get_secret_value(),
+        settings.graph_client_secret.get_secret_value(),
+        settings.graph_static_token.get_secret_value(),
+        settings.azure_web_jobs_storage.get_secret_value(),
+    ]
+    connection = settings.azure_web_jobs_storage.get_secret_value()
+    values += [part.split("=", 1)[1] for part in connection.split(";") if part.lower().startswith("accountkey=")]
+    for url in (settings.crm_notification_url, settings.crm_lifecycle_url):
+        values.append(url.get_secret_value())
+        values += [code for codes in parse_qs(urlsplit(url.get_secret_value()).query).values() for code in codes]
+    return [value for value in values if len(value) >= 4]
+
+
+class _Probes:
+    """The adapters behind `crm_core.usecases.preflight`'s probes, each built on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._runtime = Runtime(settings)
+        self._settings = settings
+        self._netgenium: NetGeniumClient | None = None
+
+    async def aclose(self) -> None:
+        if self._netgenium is not None:
+            await self._netgenium.aclose()
+        await self._runtime.aclose()
+
+    async def token(self) -> None:
+        from crm_core.graph.factory import acquire_token
+
+        await acquire_token(self._settings)
+
+    async def mailbox_user(self, mailbox: str) -> str:
+        user = await self._runtime.graph.get_user(mailbox)
+        return user.id
+
+    async def read_inbox(self, mailbox: str) -> None:
+        from datetime import UTC, datetime
+
+        await self._runtime.graph.message_delta_page(mailbox, received_since=datetime.now(UTC), page_size=1)
+
+    def _client(self) -> NetGeniumClient:
+        if self._netgenium is None:
+            from crm_core.netgenium.check import CHECK_RETRY
+            from crm_core.netgenium.client import NetGeniumClient
+
+            self._netgenium = NetGeniumClient.from_settings(self._settings, retry=CHECK_RETRY)
+        return self._netgenium
+
+    async def health(self) -> dict[str, object]:
+        return await self._client().health()
+
+    async def schema_problems(self) -> list[str]:
+        from crm_core.netgenium.check import check_schema
+
+        client = self._client()
+        return await check_schema(client, client.schema_map)
+
+    async def tables(self) -> None:
+        await self._runtime.subscriptions.all()
+
+    async def queue_lengths(self) -> dict[str, int | None]:
+        return {queue: await self._runtime.delayed.message_count(queue) for queue in (CAPTURE_QUEUE, LIFECYCLE_QUEUE)}
 
 
 class Runtime:
@@ -254,6 +341,16 @@ class Runtime:
         except Exception as exc:
             await self._record_failure(LIFECYCLE_QUEUE, body, exc, attempt)
             raise
+
+    async def subscription_overview(self) -> list[SubscriptionView]:
+        from crm_core.usecases.subscription_upkeep import subscription_overview
+
+        return await subscription_overview(self.graph, self.subscriptions)
+
+    async def delete_subscriptions(self, ids: list[str] | None) -> list[DeletedSubscription]:
+        from crm_core.usecases.subscription_upkeep import delete_subscriptions
+
+        return await delete_subscriptions(self.graph, self.subscriptions, ids)
 
     async def run_upkeep(self) -> UpkeepReport:
         return await self.upkeep.run()

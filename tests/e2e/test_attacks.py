@@ -97,9 +97,9 @@ def test_a_throttling_storm_longer_than_the_queues_attempts_poisons_nothing(two_
     stack.deliver(data)
 
     def poisoned() -> int:
-        listed = crmservice(stack, "poison", "list")
+        listed = crmservice(stack, "poison", "list", "--json")
         assert listed.returncode == 0, listed.stderr
-        return len([line for line in listed.stdout.splitlines() if line.strip()])
+        return len(json.loads(listed.stdout))
 
     wait_until(
         lambda: sum(

@@ -231,9 +231,9 @@ def test_always_failing_mail_ends_in_poison_with_its_reason_and_replays(fast_ret
         timeout=240,
         message=lambda: f"{stack.runner_status()} {stack.runners[0].log_tail(3000)}",
     )
-    listed = crmservice(stack, "poison", "list")
+    listed = crmservice(stack, "poison", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    [item] = [json.loads(line) for line in listed.stdout.splitlines()]
+    [item] = json.loads(listed.stdout)
     assert json.loads(item["item"])["kind"] == "mail"
     assert item["reason"].startswith("NetGenium")
     assert "503" in item["reason"] or "unavailable" in item["reason"].lower()
@@ -241,7 +241,7 @@ def test_always_failing_mail_ends_in_poison_with_its_reason_and_replays(fast_ret
     assert stored(stack, {data["internetMessageId"]}) == []
 
     stack.netgenium_admin("POST", "faults", json={}).raise_for_status()
-    replayed = crmservice(stack, "poison", "replay")
+    replayed = crmservice(stack, "poison", "replay", "--json")
     assert replayed.returncode == 0, replayed.stderr
     assert json.loads(replayed.stdout)["replayed"] == 1
     stack.settle()

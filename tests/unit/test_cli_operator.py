@@ -1,0 +1,192 @@
+"""`crmservice check / subscriptions / why / correspondents / poison`: arguments and exit statuses
+without any service (the end-to-end tests run them against the sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from crm_core import cli
+from crm_core.domain.state import Correspondent, LedgerEntry, PoisonItem
+from crm_core.usecases.operator_queries import OperatorState
+
+SETTINGS = (
+    "CRM_MAILBOX",
+    "CRM_NOTIFICATION_URL",
+    "CRM_LIFECYCLE_URL",
+    "NETGENIUM_BASE_URL",
+    "NETGENIUM_API_KEY",
+    "AzureWebJobsStorage",
+    "GRAPH_AUTH",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--help"],
+        ["subscriptions", "--help"],
+        ["subscriptions", "list", "--help"],
+        ["subscriptions", "ensure", "--help"],
+        ["subscriptions", "delete", "--help"],
+        ["why", "--help"],
+        ["correspondents", "--help"],
+        ["poison", "list", "--help"],
+        ["poison", "replay", "--help"],
+    ],
+)
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 0
+    assert "usage: crmservice" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--nonsense"],
+        ["subscriptions"],
+        ["subscriptions", "renew"],
+        ["correspondents", "--top", "many"],
+        ["why"],
+        ["poison"],
+    ],
+)
+def test_bad_usage_exits_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+
+
+def test_delete_needs_ids_or_all_but_not_both(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["subscriptions", "delete"]) == 2
+    assert cli.main(["subscriptions", "delete", "abc", "--all"]) == 2
+    assert "--all" in capsys.readouterr().err
+
+
+def test_subscriptions_without_settings_could_not_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["subscriptions", "list"]) == 2
+    assert "CRM_MAILBOX is missing" in capsys.readouterr().err
+
+
+def test_check_with_wrong_settings_names_them_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CRM_MAILBOX", "not an address")
+    monkeypatch.setenv("NETGENIUM_API_KEY", "the-secret-key")
+    assert cli.main(["check", "--json"]) == 1
+    [line] = json.loads(capsys.readouterr().out)
+    assert (line["check"], line["ok"]) == ("settings", False)
+    assert "CRM_MAILBOX is invalid" in line["detail"] and "the-secret-key" not in line["detail"]
+    assert cli.main(["check"]) == 1
+    assert capsys.readouterr().out.startswith("FAIL settings")
+
+
+def test_state_commands_need_storage_and_a_positive_count(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["why", "<a@b>"]) == 2
+    assert "AzureWebJobsStorage" in capsys.readouterr().err
+
+
+def test_a_zero_count_is_bad_usage(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    assert cli.main(["correspondents", "--top", "0"]) == 2
+    assert cli.main(["poison", "list", "--limit", "0"]) == 2
+
+
+class Ledger:
+    async def get(self, message_id: str) -> LedgerEntry | None:
+        return None
+
+
+class Correspondents:
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    async def top(self, limit: int = 100) -> list[Correspondent]:
+        self.asked.append(limit)
+        return [Correspondent("lead@x.example", 3, datetime(2024, 5, 1, tzinfo=UTC))]
+
+
+class Poison:
+    async def list(self, queue: str, limit: int) -> list[PoisonItem]:
+        return [PoisonItem(content='{"kind":"mail"}', attempts=5, reason="NetGeniumUnavailable: 503")]
+
+    async def replay(self, queue: str) -> int:
+        return 1
+
+
+def state() -> tuple[OperatorState, Correspondents]:
+    correspondents = Correspondents()
+    return OperatorState(ledger=Ledger(), correspondents=correspondents, poison=Poison()), correspondents
+
+
+def answer(argv: list[str]) -> int:
+    args: Any = cli._parser().parse_args(argv)
+    operator_state, _ = state()
+    result: int = asyncio.run(cli._answer(args, operator_state))
+    return result
+
+
+def test_why_never_seen_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert answer(["why", "<x@y>", "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and "never seen" in out.err
+
+
+def test_correspondents_top_and_limit_are_one_option(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli._parser()
+    assert parser.parse_args(["correspondents", "--top", "7"]).top == 7
+    assert parser.parse_args(["correspondents", "--limit", "7"]).top == 7
+    assert answer(["correspondents", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row == {"address": "lead@x.example", "count": 3, "last_seen": "2024-05-01T00:00:00+00:00"}
+    assert answer(["correspondents"]) == 0
+    assert capsys.readouterr().out.split() == ["3", "lead@x.example", "(last", "seen", "2024-05-01T00:00:00+00:00)"]
+
+
+def test_poison_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert answer(["poison", "list", "--json"]) == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert item["attempts"] == 5
+    assert answer(["poison", "list"]) == 0
+    assert capsys.readouterr().out.startswith("attempts 5: NetGeniumUnavailable: 503")
+    assert answer(["poison", "replay", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"queue": "capture-tasks", "replayed": 1}
+    assert answer(["poison", "replay"]) == 0
+    assert capsys.readouterr().out == "1 items moved back to capture-tasks\n"
+
+
+def test_why_text_is_the_default() -> None:
+    lines = cli._why_text(
+        {
+            "message_id": "<m@x>",
+            "state": "skipped",
+            "activity_id": None,
+            "direction": None,
+            "contacts": [],
+            "users": [7],
+            "order_id": None,
+            "reasons": ["sender not in address book"],
+            "attempts": 1,
+            "claimed_at": "2024-05-01T00:00:00+00:00",
+        }
+    )
+    assert lines == [
+        "<m@x>: skipped",
+        "  users: 7",
+        "  attempts: 1",
+        "  claimed at: 2024-05-01T00:00:00+00:00",
+        "  reasons:",
+        "    - sender not in address book",
+    ]
