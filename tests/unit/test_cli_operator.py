@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from crm_core import cli
+from crm_core import cli, operators
 from crm_core.domain.state import Correspondent, LedgerEntry, PoisonItem
 from crm_core.usecases.operator_queries import OperatorState
 
@@ -134,7 +134,7 @@ def state() -> tuple[OperatorState, Correspondents]:
 def answer(argv: list[str]) -> int:
     args: Any = cli._parser().parse_args(argv)
     operator_state, _ = state()
-    result: int = asyncio.run(cli._answer(args, operator_state))
+    result: int = asyncio.run(operators._answer(args, operator_state))
     return result
 
 
@@ -168,7 +168,7 @@ def test_poison_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_why_text_is_the_default() -> None:
-    lines = cli._why_text(
+    lines = operators._why_text(
         {
             "message_id": "<m@x>",
             "state": "skipped",

@@ -1,0 +1,207 @@
+"""`crmservice` commands an operator runs against the live service: its state, its checks, its subscriptions.
+
+Each reads the same app settings as the service (`AzureWebJobsStorage`, Graph, NET Genium) and
+answers with text, or one JSON document with `--json`, and an exit status: 0 ok, 1 a problem
+found, 2 bad usage or it could not check. No secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from crm_core.domain.errors import ExternalServiceError
+from crm_core.domain.settings import Settings
+from crm_core.usecases import operator_queries as queries
+from crm_core.usecases import preflight
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_BAD_INPUT = 2
+
+
+def pretty_json(obj: dict[str, Any]) -> str:
+    """JSON with one key a line, short lists kept on theirs, and each reason on a line of its own."""
+    lines = []
+    for index, (key, value) in enumerate(obj.items()):
+        if key == "reasons" and value:
+            items = ",\n".join("    " + json.dumps(reason, ensure_ascii=False) for reason in value)
+            text = "[\n" + items + "\n  ]"
+        else:
+            text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        comma = "," if index < len(obj) - 1 else ""
+        lines.append(f"  {json.dumps(key)}: {text}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}"
+
+
+def state(args: argparse.Namespace) -> int:
+    """Commands that read the live service's state; the connection comes from AzureWebJobsStorage."""
+    import asyncio
+
+    connection = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 - the Functions setting's own name
+    if not connection:
+        print(
+            f"crmservice {args.command}: AzureWebJobsStorage must be set (a storage connection string)", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    if getattr(args, "limit", 1) < 1 or getattr(args, "top", 1) < 1:
+        print(f"crmservice {args.command}: the count must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return asyncio.run(_ask_state(args, connection))
+    except ExternalServiceError as exc:
+        print(f"crmservice {args.command}: could not read the service's state: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+async def _ask_state(args: argparse.Namespace, connection: str) -> int:
+    from crm_core.runtime import operator_state
+
+    async with operator_state(connection) as state:
+        return await _answer(args, state)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: Sequence[str]) -> None:
+    """`--json`: one JSON document; otherwise the lines an administrator reads."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        for line in text:
+            print(line)
+
+
+def _why_text(entry: dict[str, Any]) -> list[str]:
+    lines = [f"{entry['message_id']}: {entry['state']}"]
+    for key in ("activity_id", "direction", "contacts", "users", "order_id", "attempts", "claimed_at"):
+        value = entry.get(key)
+        if value not in (None, [], ""):
+            shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            lines.append(f"  {key.replace('_', ' ')}: {shown}")
+    lines += ["  reasons:"] + [f"    - {reason}" for reason in entry.get("reasons", [])]
+    return lines
+
+
+async def _answer(args: argparse.Namespace, state: queries.OperatorState) -> int:
+    if args.command == "why":
+        entry = await queries.ledger_entry(state, args.message_id)
+        if entry is None:
+            print(
+                f"crmservice why: {args.message_id} was never seen (it is not in the ledger)", file=sys.stderr
+            )
+            return EXIT_PROBLEM
+        if args.json or args.pretty:
+            print(pretty_json(entry) if args.pretty else json.dumps(entry, ensure_ascii=False))
+        else:
+            _emit(args, entry, _why_text(entry))
+        return EXIT_OK
+    if args.command == "correspondents":
+        rows = await queries.unmatched_correspondents(state, args.top)
+        text = [f"{r['count']:>6}  {r['address']}  (last seen {r['last_seen']})" for r in rows]
+        _emit(args, rows, text or ["no unmatched correspondents"])
+        return EXIT_OK
+    if args.poison_command == "replay":
+        moved = await queries.replay_poison_items(state, args.queue)
+        _emit(args, {"queue": args.queue, "replayed": moved}, [f"{moved} items moved back to {args.queue}"])
+        return EXIT_OK
+    items = await queries.poison_items(state, args.queue, args.limit)
+    text = [f"attempts {i['attempts']}: {i['reason']}\n  item: {i['item']}" for i in items]
+    _emit(args, items, text or [f"{args.queue}-poison is empty"])
+    return EXIT_OK
+
+
+def _load_settings(command: str) -> Settings | None:
+    from crm_core.domain.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"crmservice {command}: the app settings are wrong: {exc}", file=sys.stderr)
+        return None
+
+
+def check(args: argparse.Namespace) -> int:
+    """`crmservice check`: the settings, then Graph, NET Genium and storage, one line a check."""
+    import asyncio
+
+    from crm_core.domain.settings import SettingsError, load_settings
+    from crm_core.usecases import preflight
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        results = [preflight.settings_result(str(exc))]
+    else:
+        results = [preflight.settings_result(None), *asyncio.run(_run_checks(settings))]
+    if args.json:
+        print(json.dumps([result.as_json() for result in results], ensure_ascii=False))
+    else:
+        width = max(len(result.check) for result in results)
+        for result in results:
+            print(f"{'OK' if result.ok else 'FAIL':<4} {result.check:<{width}}  {result.detail}")
+    return EXIT_OK if all(result.ok for result in results) else EXIT_PROBLEM
+
+
+async def _run_checks(settings: Settings) -> list[preflight.CheckResult]:
+    from crm_core.runtime import preflight_probes, secret_values
+    from crm_core.usecases.preflight import run_checks
+
+    async with preflight_probes(settings) as probes:
+        return await run_checks(probes, secrets=secret_values(settings))
+
+
+def subscriptions(args: argparse.Namespace) -> int:
+    """`crmservice subscriptions list|ensure|delete`, with the service's own settings."""
+    import asyncio
+
+    if args.sub_command == "delete" and bool(args.ids) == bool(args.all):
+        print("crmservice subscriptions delete: name subscription ids or --all (not both)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = _load_settings(f"subscriptions {args.sub_command}")
+    if settings is None:
+        return EXIT_BAD_INPUT
+    try:
+        return asyncio.run(_run_subscriptions(args, settings))
+    except ExternalServiceError as exc:
+        from crm_core.runtime import secret_values
+        from crm_core.usecases.preflight import mask
+
+        problem = mask(str(exc), secret_values(settings))
+        print(f"crmservice subscriptions {args.sub_command}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+async def _run_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
+    from crm_core.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        if args.sub_command == "ensure":
+            report = await runtime.run_upkeep()
+            data = {"created": report.created, "renewed": report.renewed, "dropped": report.dropped}
+            text = [f"{key}: {', '.join(ids)}" for key, ids in data.items() if ids]
+            _emit(args, data, text or ["nothing to do: the mail subscription is live and not past half its life"])
+            return EXIT_OK
+        if args.sub_command == "delete":
+            deleted = await runtime.delete_subscriptions(None if args.all else list(args.ids))
+            text = [
+                f"{d.id}: {'deleted in Graph' if d.in_graph else 'not in Graph'}, "
+                f"{'record deleted' if d.stored else 'no record'}"
+                for d in deleted
+            ]
+            _emit(args, [d.as_json() for d in deleted], text or ["no subscriptions"])
+            unknown = [d for d in deleted if not (d.in_graph or d.stored)]
+            return EXIT_PROBLEM if unknown else EXIT_OK
+        views = await runtime.subscription_overview()
+        text = [
+            f"{v.id}  {v.resource}  expires {v.expires_at.isoformat() if v.expires_at else '?'}  "
+            f"{'OK' if v.agree else 'MISMATCH'}: {v.note}"
+            for v in views
+        ]
+        _emit(args, [v.as_json() for v in views], text or ["no subscriptions: `crmservice subscriptions ensure`"])
+        return EXIT_OK if views and all(v.agree for v in views) else EXIT_PROBLEM
+    finally:
+        await runtime.aclose()
