@@ -19,8 +19,11 @@ from __future__ import annotations
 import html
 import re
 
+# A start or end tag. A quoted attribute value may hold `<` and `>`, as browsers (and the
+# sanitizer) read it: `<div title="<">` is a div, or nesting could hide from `flatten_nesting`.
+# The loop is possessive (`*+`), so a tag that never ends costs one pass, not a backtracking storm.
 _TAG = re.compile(
-    r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^<>]*>"  # a start or end tag
+    r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b(?:=\s*\"[^\"]*\"|=\s*'[^']*'|[^<>])*+>"
     r"|<!--|<!\[CDATA\[|<![^<>]*>|<\?[^<>]*>"  # a comment, CDATA, a declaration, a processing instruction
 )
 _SPACE = re.compile(r"[ \t\r\n\f]+")

@@ -118,3 +118,29 @@ def test_an_entity_heavy_body_is_cut_after_conversion_too() -> None:
     assert content.cut
     html_body = email_content(_html_message(body), direction="incoming", max_body_chars=limit)
     assert not html_body.cut and html_body.body_text.count("<") == 250
+
+
+def test_nesting_cannot_hide_in_quoted_attribute_values() -> None:
+    """`<div title="<">` is a div to the sanitizer: the flattening must count it as one too."""
+    depth = 60_000  # about 1 MB; unflattened, the sanitizer's time grows with the square of it
+    body = '<div title="<">' * depth + "Order:4" + "</div>" * depth
+    flat, changed = flatten_nesting(body)
+    assert changed and flat.count("<div") == MAX_NESTING
+    assert "Order:4" in html_to_text(body).splitlines()
+
+
+def test_a_quoted_greater_than_sign_does_not_end_a_tag_and_an_apostrophe_opens_no_quote() -> None:
+    text = html_to_text("<p title='a>b'>first</p><p don't>Order:4</p><p>it's</p>")
+    assert text.split() == ["first", "Order:4", "it's"]
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    ['<a x="' + "<b>" * 100_000, '<a x="' * 100_000, "<a " + '="' * 200_000, "<a" + " x" * 300_000],
+)
+def test_tags_that_never_end_cost_one_pass(bomb: str) -> None:
+    """Unclosed quotes and tags: the tag pattern is possessive, so no backtracking blows up (the
+    suite would hang here otherwise); the text is kept."""
+    flat, _ = flatten_nesting(bomb)
+    assert len(flat) <= len(bomb)
+    assert isinstance(html_to_text(bomb), str)
