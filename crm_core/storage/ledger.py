@@ -164,6 +164,8 @@ class CaptureLedger:
 
         Returns whether replies of the conversation were stored unlinked before (`mark_unlinked`):
         Graph's delta has no order, so a reply may be captured before the mail naming the order.
+        The note stays until `clear_unlinked`, after the replies are linked: a failure in between
+        leaves it for the retry.
         """
         key = row_key(conversation_id)
         table = await self._storage.table(CONVERSATIONS_TABLE)
@@ -174,11 +176,22 @@ class CaptureLedger:
                 pending = False
             await table.upsert_entity(
                 {"PartitionKey": partition_of(key), "RowKey": key, "OrderNumber": order.number, "OrderId": order.id},
-                mode=UpdateMode.REPLACE,
+                mode=UpdateMode.MERGE,
             )
         except AzureError as exc:
             raise storage_error(exc, "linking a conversation to its order") from exc
         return pending
+
+    async def clear_unlinked(self, conversation_id: str) -> None:
+        """The conversation's unlinked replies are linked now: forget the note."""
+        key = row_key(conversation_id)
+        table = await self._storage.table(CONVERSATIONS_TABLE)
+        try:
+            await table.upsert_entity(
+                {"PartitionKey": partition_of(key), "RowKey": key, "UnlinkedReplies": False}, mode=UpdateMode.MERGE
+            )
+        except AzureError as exc:
+            raise storage_error(exc, "clearing a conversation's unlinked replies") from exc
 
     async def mark_unlinked(self, conversation_id: str) -> ConversationOrder | None:
         """Note that a reply of this conversation was stored without an order; or, when the

@@ -84,6 +84,7 @@ class Ledger(Protocol):
     async def conversation_order(self, conversation_id: str) -> ConversationOrder | None: ...
     async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> bool: ...
     async def mark_unlinked(self, conversation_id: str) -> ConversationOrder | None: ...
+    async def clear_unlinked(self, conversation_id: str) -> None: ...
 
 
 class Correspondents(Protocol):
@@ -299,6 +300,7 @@ class MailCapture:
             order = ConversationOrder(decision.order_number, decision.order_id)
             if await self._ledger.link_conversation(conversation, order):
                 linked = await self._crm.link_conversation_activities(conversation, order.id)
+                await self._ledger.clear_unlinked(conversation)
                 log.info(
                     "capture: earlier replies linked to the order",
                     extra={"activity_ids": linked[:20], "order_id": order.id},

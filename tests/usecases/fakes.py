@@ -274,6 +274,7 @@ class FakeActivityStore:
 
     async def link_conversation_activities(self, conversation_id: str, order_id: int) -> list[int]:
         self.calls["link_conversation_activities"] += 1
+        self._maybe_fail("link_conversation_activities")
         linked = []
         for stored in self.activities.values():
             if stored.activity.conversation_id == conversation_id and stored.activity.order_id is None:
@@ -345,9 +346,11 @@ class FakeLedger:
     async def link_conversation(self, conversation_id: str, order: ConversationOrder) -> bool:
         self.calls["link_conversation"] += 1
         self.conversations[conversation_id] = order
-        pending = conversation_id in self.unlinked
+        return conversation_id in self.unlinked
+
+    async def clear_unlinked(self, conversation_id: str) -> None:
+        self.calls["clear_unlinked"] += 1
         self.unlinked.discard(conversation_id)
-        return pending
 
     async def mark_unlinked(self, conversation_id: str) -> ConversationOrder | None:
         self.calls["mark_unlinked"] += 1

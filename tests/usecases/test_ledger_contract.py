@@ -73,6 +73,9 @@ async def test_conversation_orders(ledger: Any) -> None:
 async def test_a_reply_stored_unlinked_is_reported_to_the_mail_that_links_its_conversation(ledger: Any) -> None:
     assert await ledger.mark_unlinked("conv-9") is None  # no order yet: the reply stays unlinked, noted
     assert await ledger.link_conversation("conv-9", ConversationOrder(4, 40)) is True  # link the noted replies
+    # Linking them in NET Genium failed: the retry is told again.
+    assert await ledger.link_conversation("conv-9", ConversationOrder(4, 40)) is True
+    await ledger.clear_unlinked("conv-9")  # linked now
     assert await ledger.link_conversation("conv-9", ConversationOrder(4, 40)) is False  # nothing noted since
     assert await ledger.mark_unlinked("conv-9") == ConversationOrder(4, 40)  # linked meanwhile: take it
     assert await ledger.link_conversation("conv-10", ConversationOrder(5, 50)) is False

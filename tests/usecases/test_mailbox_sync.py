@@ -558,3 +558,24 @@ async def test_reconcile_skips_a_mailbox_another_process_reads(
     await leases.acquire(CRM, "instance-1", 300)
     report = await MailboxSync(source, cursors, capture, leases=leases, holder="instance-2").reconcile(CRM)
     assert report.busy and source.calls["message_delta_page"] == 0
+
+
+async def test_a_failure_between_linking_the_order_and_linking_the_replies_is_finished_by_the_retry(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture, crm: FakeActivityStore
+) -> None:
+    source.page_size = 1
+    conversation = {"conversationId": "conv-fail"}
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<reply-f@z>", subject="Re: quote",
+                    headers={"In-Reply-To": "<original-f@z>"}, **conversation), "g-reply")
+    source.add(mail(sender=NOVAK, to=[JANA], message_id="<original-f@z>", subject="Quote Order:4",
+                    **conversation), "g-original")
+    crm.fail("link_conversation_activities", ServiceUnavailable("NET Genium 503"))
+    sync = MailboxSync(source, cursors, capture)
+
+    with pytest.raises(ServiceUnavailable):
+        await sync.reconcile(CRM)  # the original is written and the order noted; linking the reply fails
+    await sync.reconcile(CRM)  # the retry takes the page again
+
+    [stored_reply] = crm.activities_for("<reply-f@z>")
+    [stored_original] = crm.activities_for("<original-f@z>")
+    assert stored_reply.activity.order_id == stored_original.activity.order_id is not None
