@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.graph import events
+from sandbox.graph import events, series
+from sandbox.graph.calendar_api import overlaps
 from sandbox.graph.mime import rfc822_to_graph
-from sandbox.graph.odata import GraphError, bad_request
+from sandbox.graph.odata import GraphError, bad_request, iso, parse_instant
+from sandbox.graph.records import EventRecord, User
 from sandbox.graph.tenant import Tenant
 
 AdminHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -43,6 +45,20 @@ async def _body(request: web.Request) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise bad_request("The admin API expects a JSON body.") from None
+
+
+def _calendar_item(record: EventRecord) -> dict[str, Any]:
+    return {
+        "id": record.data["id"],
+        "type": record.kind,
+        "subject": record.data.get("subject"),
+        "start": iso(record.start),
+        "end": iso(record.end),
+        "isAllDay": bool(record.data.get("isAllDay")),
+        "sensitivity": record.data.get("sensitivity"),
+        "seriesMasterId": record.master_id,
+        "originalStart": iso(record.original) if record.original else None,
+    }
 
 
 def add_admin_routes(app: web.Application, em: Tenant) -> None:
@@ -94,18 +110,50 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
 
     async def create_event(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
-        record, _ = events.create_event(store, user, await _body(request))
+        record, _ = events.create_event(store, user, await _body(request), source="admin")
         return _json(events.event_json(record, None, []), 201)
 
     async def update_event(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
-        record = events.update_event(store, user, request.match_info["event"], await _body(request))
+        record = events.update_event(store, user, request.match_info["event"], await _body(request), source="admin")
         return _json(events.event_json(record, None, []))
 
     async def delete_event(request: web.Request) -> web.StreamResponse:
         user = store.user(request.match_info["user"])
-        events.delete_event(store, user, request.match_info["event"])
+        events.delete_event(store, user, request.match_info["event"], source="admin")
         return web.Response(status=204)
+
+    def _occurrence(request: web.Request) -> tuple[User, str]:
+        user = store.user(request.match_info["user"])
+        master = events.event(user, request.match_info["event"])
+        child = series.child_on_date(user, master, request.match_info["day"])
+        if child is None:
+            raise GraphError(404, "ErrorItemNotFound", "The series has no occurrence on that date.")
+        return user, str(child.data["id"])
+
+    async def update_occurrence(request: web.Request) -> web.StreamResponse:
+        user, child_id = _occurrence(request)
+        record = events.update_event(store, user, child_id, await _body(request), source="admin")
+        return _json(events.event_json(record, None, []))
+
+    async def delete_occurrence(request: web.Request) -> web.StreamResponse:
+        user, child_id = _occurrence(request)
+        events.delete_event(store, user, child_id, source="admin")
+        return web.Response(status=204)
+
+    async def calendar(request: web.Request) -> web.StreamResponse:
+        """What the user's calendar shows in a window, occurrences expanded, times in UTC."""
+        user = store.user(request.match_info["user"])
+        start = parse_instant(request.query.get("start"), name="start")
+        end = parse_instant(request.query.get("end"), name="end")
+        shown = sorted(
+            (r for r in user.events.values() if r.in_views and overlaps(r, start, end)), key=lambda r: r.start
+        )
+        return _json({"value": [_calendar_item(r) for r in shown]})
+
+    async def invitations(request: web.Request) -> web.StreamResponse:
+        user = store.user(request.match_info["user"])
+        return _json({"count": len(user.invitations), "value": user.invitations})
 
     async def get_faults(_: web.Request) -> web.StreamResponse:
         return _json(em.faults.as_json())
@@ -166,6 +214,10 @@ def add_admin_routes(app: web.Application, em: Tenant) -> None:
         ("POST", "/_admin/users/{user}/events", create_event),
         ("PATCH", "/_admin/users/{user}/events/{event}", update_event),
         ("DELETE", "/_admin/users/{user}/events/{event}", delete_event),
+        ("PATCH", "/_admin/users/{user}/events/{event}/occurrences/{day}", update_occurrence),
+        ("DELETE", "/_admin/users/{user}/events/{event}/occurrences/{day}", delete_occurrence),
+        ("GET", "/_admin/users/{user}/calendar", calendar),
+        ("GET", "/_admin/users/{user}/invitations", invitations),
         ("GET", "/_admin/faults", get_faults),
         ("POST", "/_admin/faults", set_faults),
         ("DELETE", "/_admin/faults", clear_faults),

@@ -17,12 +17,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from sandbox.graph.calendar_api import calendar_window, overlaps
 from sandbox.graph.events import event_json
 from sandbox.graph.mail_api import message_select
 from sandbox.graph.odata import GraphError, bad_request, decode_token, encode_token, parse_instant, sync_state_gone
 from sandbox.graph.protocol import OUTLOOK_MAX_PAGE, Request, Response, applied, max_page_size, page_size, top
 from sandbox.graph.records import CHANGE_TYPES, CREATED, DELETED, UPDATED, EventRecord, WindowItem
 from sandbox.graph.tenant import Tenant
+from sandbox.graph.timezones import preferred_zone
 
 MESSAGE_DELTA_DEFAULT_PAGE = 10
 EVENT_DELTA_DEFAULT_PAGE = 10
@@ -166,27 +168,21 @@ async def message_delta(em: Tenant, rq: Request) -> Response:
     return Response(200, body, applied(rq, size))
 
 
-def overlaps(record: EventRecord, start: datetime, end: datetime) -> bool:
-    return bool(record.start < end and (record.end > start or (record.start == record.end >= start)))
-
-
-def calendar_window(rq: Request) -> tuple[datetime, datetime]:
-    if "startDateTime" not in rq.query or "endDateTime" not in rq.query:
-        raise bad_request(
-            "This request requires a time window specified by the query string parameters "
-            "StartDateTime and EndDateTime.",
-            "ErrorInvalidParameter",
-        )
-    start = parse_instant(rq.query["startDateTime"], name="startDateTime")
-    end = parse_instant(rq.query["endDateTime"], name="endDateTime")
-    if end <= start:
-        raise bad_request("endDateTime must be after startDateTime.", "ErrorInvalidParameter")
-    return start, end
+# "You cannot use $select" and "other OData query parameters that the delta function for calendarView
+# doesn't support: $expand, $filter, $orderby, and $search" (event: delta).
+_NOT_ON_EVENT_DELTA = ("$select", "$expand", "$filter", "$orderby", "$search")
 
 
 async def event_delta(em: Tenant, rq: Request) -> Response:
+    """A calendarView round: single instances, occurrences and exceptions, whole (never masters)."""
     user = em.store.user(rq.params["user"])
     size = page_size(rq, EVENT_DELTA_DEFAULT_PAGE, OUTLOOK_MAX_PAGE)
+    refused = [name for name in _NOT_ON_EVENT_DELTA if name in rq.query]
+    if refused:
+        raise bad_request(
+            f"The query option {refused[0]} is not supported by the delta function on calendarView.",
+            "ErrorInvalidUrlQuery",
+        )
     found = _token(em, rq, user.id)
     if found is None:
         start, end = calendar_window(rq)
@@ -206,6 +202,8 @@ async def event_delta(em: Tenant, rq: Request) -> Response:
     entries: list[tuple[str, EventRecord | None]] = []
     for item in _ordered(em, user.calendar.window(state["s"], state["u"]), state):
         record = user.events.get(item.item_id) if item.kind != DELETED else None
+        if record is not None and not record.in_views:
+            record = None  # a single instance that became a series master: its log says deleted
         visible = record is not None and overlaps(record, start, end)
         if item.kind in (CREATED, UPDATED) and record is None:
             continue  # deleted after the round began: the next round reports it
@@ -216,9 +214,10 @@ async def event_delta(em: Tenant, rq: Request) -> Response:
     offset = int(state.get("o", 0))
     page = entries[offset : offset + size]
     items = []
+    zone_name = preferred_zone(rq.prefer)
     for event_id, found_record in page:
         if found_record is not None:
-            items.append({"@odata.type": "#microsoft.graph.event", **event_json(found_record, None, None)})
+            items.append({"@odata.type": "#microsoft.graph.event", **event_json(found_record, None, None, zone_name)})
         else:
             items.append({"@odata.type": "#microsoft.graph.event", "id": event_id, "@removed": {"reason": "deleted"}})
     path = f"/users/{quote(user.id, safe='')}/calendarView/delta"

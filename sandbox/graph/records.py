@@ -216,10 +216,34 @@ class MessageRecord:
 
 @dataclass
 class EventRecord:
+    """An event: a single instance, a series master, or one occurrence or exception of a series.
+
+    `start`/`end` are UTC instants; `zone`/`end_zone` the time zones they were given in. A master
+    keeps its occurrences by original start (`children`) and the original starts that were
+    cancelled; an occurrence or exception knows its master, its original start and (for an
+    exception) which properties were set on it rather than inherited.
+    """
+
     data: dict[str, Any]
     start: datetime
     end: datetime
     extended: list[dict[str, str]] = field(default_factory=list)
+    zone: str = "UTC"
+    end_zone: str = "UTC"
+    master_id: str | None = None
+    original: datetime | None = None
+    overridden: set[str] = field(default_factory=set)
+    children: dict[str, str] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("type") or "singleInstance")
+
+    @property
+    def in_views(self) -> bool:
+        """calendarView and its delta show single instances, occurrences and exceptions, never masters."""
+        return self.kind != "seriesMaster"
 
 
 @dataclass
@@ -233,6 +257,7 @@ class User:
     messages: dict[str, MessageRecord] = field(default_factory=dict)
     events: dict[str, EventRecord] = field(default_factory=dict)
     calendar: ChangeLog = field(default_factory=ChangeLog)
+    invitations: list[dict[str, Any]] = field(default_factory=list)
     created_seq: int = 0
 
     def representation(self) -> dict[str, Any]:

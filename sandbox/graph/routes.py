@@ -38,6 +38,7 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
     ("GET", "/users/{user}/calendarView", "calendarView", calendar_api.calendar_view),
     ("GET", "/users/{user}/events", "listEvents", calendar_api.list_events),
     ("POST", "/users/{user}/events", "createEvent", calendar_api.create_event),
+    ("GET", "/users/{user}/events/{event}/instances", "listInstances", calendar_api.list_instances),
     ("GET", "/users/{user}/events/{event}", "getEvent", calendar_api.get_event),
     ("PATCH", "/users/{user}/events/{event}", "updateEvent", calendar_api.update_event),
     ("DELETE", "/users/{user}/events/{event}", "deleteEvent", calendar_api.delete_event),
