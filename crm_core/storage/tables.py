@@ -25,6 +25,10 @@ SUBSCRIPTIONS_TABLE = "Subscriptions"
 CURSORS_TABLE = "SyncCursors"
 FAILURES_TABLE = "QueueFailures"
 LEASES_TABLE = "MailboxLeases"
+# Calendar sync (crm_core.storage.calendar): event-activity pairs, overwritten edits, who is in sync.
+CALENDAR_PAIRS_TABLE = "CalendarPairs"
+CALENDAR_CONFLICTS_TABLE = "CalendarConflicts"
+CALENDAR_USERS_TABLE = "CalendarUsers"
 
 
 class StorageUnavailable(ServiceUnavailable):
