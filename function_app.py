@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import azure.functions as func
+from pydantic import ValidationError
 
 from crm_core.domain.notifications import NotificationRejected, ValidationRequest
 from crm_core.domain.settings import load_settings
-from crm_core.domain.tasks import CAPTURE_QUEUE, LIFECYCLE_QUEUE
+from crm_core.domain.tasks import CALENDAR_QUEUE, CAPTURE_QUEUE, LIFECYCLE_QUEUE, ActivitySaved
 from crm_core.runtime import get_runtime
 from crm_core.usecases import health
 
@@ -100,3 +101,44 @@ async def reconcile(timer: func.TimerRequest, retry: func.Out[list[str]]) -> Non
     again = await get_runtime(settings).run_reconcile()
     if again:
         retry.set(again)
+
+
+@app.function_name("calendar_users")
+@app.timer_trigger(arg_name="timer", schedule=settings.crm_calendar_users_schedule, run_on_startup=True)
+async def calendar_users(timer: func.TimerRequest) -> None:
+    """Who is in calendar sync (NET Genium users matched with Microsoft 365), and their subscriptions."""
+    await get_runtime(settings).calendar.refresh_users()
+
+
+@app.function_name("calendar_poll")
+@app.timer_trigger(arg_name="timer", schedule=settings.crm_calendar_poll_schedule, run_on_startup=False)
+@app.queue_output(arg_name="tasks", queue_name=CALENDAR_QUEUE, connection=STORAGE)
+async def calendar_poll(timer: func.TimerRequest, tasks: func.Out[list[str]]) -> None:
+    """NET Genium's changed and deleted calendar activities: one sync task per synced user."""
+    found = await get_runtime(settings).calendar.poll_tasks()
+    if found:
+        tasks.set(found)
+
+
+@app.function_name("calendar_activity_saved")
+@app.route(route="calendar/activity", methods=["POST"])
+@app.queue_output(arg_name="tasks", queue_name=CALENDAR_QUEUE, connection=STORAGE)
+async def calendar_activity_saved(req: func.HttpRequest, tasks: func.Out[str]) -> func.HttpResponse:
+    """NET Genium's OnAfterSave script names a saved calendar activity: it is synced now, not at the
+    next poll. Answers 202 once queued; a body without a valid `activity_id` is a 400."""
+    try:
+        activity_id = ActivitySaved.model_validate_json(req.get_body()).activity_id
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        body = json.dumps({"error": {"code": "badRequest", "message": f"{where}: {first['msg']}"}})
+        return func.HttpResponse(body, status_code=400, mimetype="application/json")
+    tasks.set(await get_runtime(settings).calendar.activity_saved(activity_id))
+    return func.HttpResponse(status_code=202)
+
+
+@app.function_name("calendar_worker")
+@app.queue_trigger(arg_name="item", queue_name=CALENDAR_QUEUE, connection=STORAGE)
+async def calendar_worker(item: func.QueueMessage) -> None:
+    """Sync one user's calendar both ways, or one activity; an exception makes the host retry."""
+    await get_runtime(settings).calendar.run_task(item.get_body().decode("utf-8"), item.dequeue_count or 1)

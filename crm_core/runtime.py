@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from crm_core.domain.settings import Settings
 from crm_core.domain.tasks import (
+    CALENDAR_QUEUE,
     CAPTURE_QUEUE,
     LIFECYCLE_QUEUE,
     CaptureTask,
@@ -31,6 +32,7 @@ from crm_core.domain.tasks import (
 # Only types at import time: each adapter is imported when it is first built, so that importing
 # function_app stays cheap (cold start) and the webhook never loads the NET Genium or Graph SDKs.
 if TYPE_CHECKING:
+    from crm_core.calendar_runtime import CalendarRuntime
     from crm_core.graph.client import GraphAdapter
     from crm_core.netgenium.client import NetGeniumClient
     from crm_core.storage.failures import FailureLog
@@ -158,7 +160,8 @@ class _Probes:
         await self._runtime.subscriptions.all()
 
     async def queue_lengths(self) -> dict[str, int | None]:
-        return {queue: await self._runtime.delayed.message_count(queue) for queue in (CAPTURE_QUEUE, LIFECYCLE_QUEUE)}
+        queues = (CAPTURE_QUEUE, LIFECYCLE_QUEUE, CALENDAR_QUEUE)
+        return {queue: await self._runtime.delayed.message_count(queue) for queue in queues}
 
 
 class Runtime:
@@ -266,6 +269,12 @@ class Runtime:
         )
 
     @cached_property
+    def calendar(self) -> CalendarRuntime:
+        from crm_core.calendar_runtime import CalendarRuntime
+
+        return CalendarRuntime(self)
+
+    @cached_property
     def upkeep(self) -> SubscriptionUpkeep:
         from crm_core.usecases.subscription_upkeep import SubscriptionUpkeep
 
@@ -278,6 +287,7 @@ class Runtime:
             lifecycle_url=settings.crm_lifecycle_url.get_secret_value(),
             lifetime=timedelta(minutes=settings.crm_subscription_minutes),
             reconcile=self.reconcile,
+            resync_calendar=self._resync_calendar,
         )
 
     # ---- entry points --------------------------------------------------------------------------
@@ -301,11 +311,9 @@ class Runtime:
         task: CaptureTask | None = None
         try:
             task = CaptureTask.model_validate_json(body)
-            if task.kind != "mail":
-                log.info(
-                    "capture: calendar notifications are not synced yet",
-                    extra={"subscription_id": task.subscription_id},
-                )
+            if task.kind == "events":
+                # A calendar change is a hint to sync that user's calendar (both ways).
+                await self.calendar.sync_mailbox(task.mailbox)
                 return []
             if task.single:
                 for item in task.item_ids:
@@ -316,7 +324,7 @@ class Runtime:
             later = deferral(task, exc) if task is not None else None
             if later is not None and await self._defer(body, exc, attempt, *later):
                 return []
-            await self._record_failure(CAPTURE_QUEUE, body, exc, attempt)
+            await self.record_failure(CAPTURE_QUEUE, body, exc, attempt)
             raise
         return _retry_tasks(task.mailbox, task.subscription_id, report)
 
@@ -339,7 +347,7 @@ class Runtime:
         try:
             await self.upkeep.handle(LifecycleTask.model_validate_json(body))
         except Exception as exc:
-            await self._record_failure(LIFECYCLE_QUEUE, body, exc, attempt)
+            await self.record_failure(LIFECYCLE_QUEUE, body, exc, attempt)
             raise
 
     async def subscription_overview(self) -> list[SubscriptionView]:
@@ -351,6 +359,12 @@ class Runtime:
         from crm_core.usecases.subscription_upkeep import delete_subscriptions
 
         return await delete_subscriptions(self.graph, self.subscriptions, ids)
+
+    async def _resync_calendar(self, mailbox: str) -> None:
+        """After a gap in a calendar's notifications: queue a sync of that user."""
+        from crm_core.domain.tasks import CalendarTask
+
+        await self.delayed.send_later(CALENDAR_QUEUE, CalendarTask(mailbox=mailbox).model_dump_json(), 0)
 
     async def run_upkeep(self) -> UpkeepReport:
         return await self.upkeep.run()
@@ -371,7 +385,7 @@ class Runtime:
         )
         return _retry_tasks(self.settings.crm_mailbox, "", report)
 
-    async def _record_failure(self, queue: str, body: str, exc: BaseException, attempt: int) -> None:
+    async def record_failure(self, queue: str, body: str, exc: BaseException, attempt: int) -> None:
         reason = describe_error(exc)
         log.warning("queue item failed", extra={"queue": queue, "attempt": attempt, "reason": reason})
         try:

@@ -162,6 +162,40 @@ class Settings(BaseSettings):
 
     sync_days_back: int = Field(default=30, ge=0, le=3650, description="days back (0..3650)")
     sync_days_ahead: int = Field(default=365, ge=1, le=3650, description="days ahead (1..3650)")
+    crm_calendar_time_zone: str = Field(
+        default="Europe/Prague",
+        description="the IANA time zone NET Genium keeps dates in (all-day activities are midnights there)",
+    )
+    crm_calendar_private_subject: str = Field(
+        default="Busy",
+        min_length=1,
+        max_length=255,
+        description="the subject a private event shows in NET Genium",
+    )
+    crm_calendar_poll_schedule: str = Field(
+        default="0 */2 * * * *",
+        pattern=r"^\S+( \S+){5}$",
+        description="the NCRONTAB schedule (six fields) of the NET Genium calendar poll",
+    )
+    crm_calendar_users_schedule: str = Field(
+        default="0 */30 * * * *",
+        pattern=r"^\S+( \S+){5}$",
+        description="the NCRONTAB schedule (six fields) of refreshing who is in calendar sync",
+    )
+    crm_calendar_sync_private_details: bool = Field(
+        default=False, description="true to copy a private event's subject, body and location to NET Genium"
+    )
+
+    @field_validator("crm_calendar_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is no IANA time zone (e.g. Europe/Prague)") from exc
+        return value
 
     @field_validator("crm_order_keywords", "crm_excluded_addresses", mode="before")
     @classmethod

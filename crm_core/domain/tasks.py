@@ -7,7 +7,7 @@ finally parks in `<queue>-poison` with the item as it was, so nothing is lost.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,7 @@ from crm_core.domain.errors import ExternalServiceError
 # Queue names: the same strings in function_app.py's bindings, the runner and the docs.
 CAPTURE_QUEUE = "capture-tasks"
 LIFECYCLE_QUEUE = "lifecycle-tasks"
+CALENDAR_QUEUE = "calendar-tasks"
 POISON_SUFFIX = "-poison"
 
 
@@ -66,7 +67,10 @@ _LONGEST_DEFERRAL_SECONDS = 300.0
 _LONGEST_RETRY_AFTER_SECONDS = 3600.0
 
 
-def deferral(task: CaptureTask, error: BaseException) -> tuple[CaptureTask, float] | None:
+_Deferrable = TypeVar("_Deferrable", "CaptureTask", "CalendarTask")
+
+
+def deferral(task: _Deferrable, error: BaseException) -> tuple[_Deferrable, float] | None:
     """The task to queue again, and after how many seconds, when a server asked us to wait.
 
     A throttled service (429 with `Retry-After`; or the mailbox busy in another process) is not a
@@ -82,6 +86,33 @@ def deferral(task: CaptureTask, error: BaseException) -> tuple[CaptureTask, floa
     backoff = min(2.0**task.deferrals, _LONGEST_DEFERRAL_SECONDS)
     delay = min(max(error.retry_after, backoff, 1.0), _LONGEST_RETRY_AFTER_SECONDS)
     return task.model_copy(update={"deferrals": task.deferrals + 1}), delay
+
+
+class CalendarTask(BaseModel):
+    """Sync one user's calendar (the poll timer, a notification's catch-up), or one activity that
+    NET Genium's OnAfterSave named."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    mailbox: str | None = Field(default=None, min_length=1, max_length=200)
+    activity_id: int | None = Field(default=None, ge=1, lt=2**63)
+    # Also look for activities deleted in NET Genium (the poll timer's runs).
+    sweep: bool = False
+    deferrals: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _names_work(self) -> Self:
+        if (self.mailbox is None) == (self.activity_id is None):
+            raise ValueError("a calendar task names either a mailbox or an activity_id")
+        return self
+
+
+class ActivitySaved(BaseModel):
+    """The body NET Genium's OnAfterSave script posts: `{"activity_id": 123}`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    activity_id: int = Field(ge=1, lt=2**63, strict=True)
 
 
 class LifecycleTask(BaseModel):

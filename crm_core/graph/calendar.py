@@ -126,11 +126,15 @@ class CalendarCalls(GraphCalls):
         from msgraph.generated.models.item_body import ItemBody
         from msgraph.generated.models.location import Location
 
+        start = DateTimeTimeZone(date_time=_iso(draft.start), time_zone="UTC")
+        end = DateTimeTimeZone(date_time=_iso(draft.end), time_zone="UTC")
+        if draft.times_only:
+            return Event(start=start, end=end, is_all_day=draft.is_all_day)
         return Event(
             subject=draft.subject,
             body=ItemBody(content_type=BodyType.Html if draft.body_is_html else BodyType.Text, content=draft.body),
-            start=DateTimeTimeZone(date_time=_iso(draft.start), time_zone="UTC"),
-            end=DateTimeTimeZone(date_time=_iso(draft.end), time_zone="UTC"),
+            start=start,
+            end=end,
             is_all_day=draft.is_all_day,
             location=Location(display_name=draft.location) if draft.location is not None else None,
         )

@@ -125,6 +125,7 @@ class GraphEvent(_Model):
     end: DateTimeTimeZone | None = None
     is_all_day: bool | None = Field(default=None, alias="isAllDay")
     is_cancelled: bool | None = Field(default=None, alias="isCancelled")
+    sensitivity: str | None = None
     type: str | None = None
     series_master_id: str | None = Field(default=None, alias="seriesMasterId")
     transaction_id: str | None = Field(default=None, alias="transactionId")
@@ -178,6 +179,8 @@ class EventDraft(_Model):
     body_is_html: bool = False
     is_all_day: bool = False
     location: str | None = None
+    # Only start, end and isAllDay are written (a private event keeps its own subject and body).
+    times_only: bool = False
 
     @field_validator("start", "end")
     @classmethod

@@ -7,15 +7,18 @@ activities here.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from crm_core.netgenium import filters as f
-from crm_core.netgenium.errors import NetGeniumConflict, NetGeniumNotFound, NetGeniumRejected
+from crm_core.netgenium.errors import NetGeniumConflict, NetGeniumNotFound, NetGeniumProtocolError, NetGeniumRejected
 from crm_core.netgenium.fit import fit_identifier
 from crm_core.netgenium.mapping import base_filter, calendar_activity_values, calendar_from_record
 from crm_core.netgenium.models import CalendarActivity
 from crm_core.netgenium.schema_map import SchemaMap
 from crm_core.netgenium.transport import NetGeniumTransport
+
+logger = logging.getLogger("crm_core.netgenium.calendar")
 
 
 class CalendarActivities:
@@ -84,18 +87,65 @@ class CalendarActivities:
             return False
         return True
 
-    async def list_calendar_activities_modified_since(self, watermark: datetime) -> list[CalendarActivity]:
-        """Calendar activities modified at or after `watermark`, oldest change first.
+    async def list_calendar_activities_modified_since(
+        self, watermark: datetime, *, user_id: int | None = None
+    ) -> list[CalendarActivity]:
+        """Calendar activities modified at or after `watermark` (of one user, when given), oldest
+        change first.
 
         `ge` rather than `gt`: an activity saved in the same millisecond as the watermark is read
-        again rather than missed; the sync drops such repeats by their fingerprint.
+        again rather than missed; the sync drops such repeats by their fingerprint. A record that is
+        no calendar activity the sync can read (no start) is left out and logged, not fatal to the
+        others.
         """
         entity = self.schema_map.calendar_activities
         modified = entity.column("modified").name
+        wanted = base_filter(entity) & f.ge(modified, watermark)
+        if user_id is not None:
+            wanted = wanted & f.eq(entity.column("user").name, int(user_id))
         records = await self.transport.query(
             entity.table,
-            base_filter(entity) & f.ge(modified, watermark),
+            wanted,
             columns=["id", *(column.name for column in entity.columns.values())],
             orderby=f"{modified} asc,id asc",
         )
-        return [calendar_from_record(entity, record) for record in records]
+        out: list[CalendarActivity] = []
+        for record in records:
+            try:
+                out.append(calendar_from_record(entity, record))
+            except NetGeniumProtocolError as exc:
+                logger.warning("calendar activity %s skipped: %s", record.get("id"), exc)
+        return out
+
+    async def calendar_changes(self, user_id: int, since: datetime) -> list[CalendarActivity]:
+        """The calendar sync's port: one user's activities changed since its watermark."""
+        return await self.list_calendar_activities_modified_since(since, user_id=user_id)
+
+    async def calendar_activity(self, activity_id: int) -> CalendarActivity | None:
+        """One calendar activity; None when it is gone or is no calendar activity."""
+        entity = self.schema_map.calendar_activities
+        try:
+            record = await self.transport.get_record(
+                entity.table, activity_id, columns=["id", *(column.name for column in entity.columns.values())]
+            )
+        except NetGeniumNotFound:
+            return None
+        fixed = entity.fixed_values()
+        if any(record.get(name) != value for name, value in fixed.items()):
+            return None
+        try:
+            return calendar_from_record(entity, record)
+        except NetGeniumProtocolError as exc:
+            logger.warning("calendar activity %s unreadable: %s", activity_id, exc)
+            return None
+
+    async def calendar_activity_ids(self, user_id: int) -> set[int]:
+        """The ids of one user's calendar activities (to see which were deleted)."""
+        entity = self.schema_map.calendar_activities
+        records = await self.transport.query(
+            entity.table,
+            base_filter(entity) & f.eq(entity.column("user").name, int(user_id)),
+            columns=["id"],
+            orderby="id",
+        )
+        return {int(record["id"]) for record in records}

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from crm_core.domain.errors import ServiceRejected
-from crm_core.domain.mailbox import mail_resource
+from crm_core.domain.mailbox import event_resource, mail_resource
 from crm_core.domain.state import SubscriptionRecord
 from crm_core.domain.tasks import LifecycleTask
 
@@ -78,6 +78,7 @@ class SubscriptionUpkeep:
         lifecycle_url: str,
         lifetime: timedelta,
         reconcile: Callable[[], Awaitable[object]],
+        resync_calendar: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._graph = graph
         self._records = records
@@ -86,6 +87,8 @@ class SubscriptionUpkeep:
         self._lifecycle_url = lifecycle_url
         self._lifetime = lifetime
         self._reconcile = reconcile
+        # After a gap in a calendar's notifications: sync that user's calendar (by Graph user id).
+        self._resync_calendar = resync_calendar
         # The timer and lifecycle notifications may run at once; two of them seeing "no
         # subscription" would create two. One at a time in a process; across processes, `run`
         # removes any duplicate the next time.
@@ -100,6 +103,34 @@ class SubscriptionUpkeep:
         """Answer one lifecycle notification."""
         async with self._lock:
             await self._handle(task)
+
+    async def ensure_event_subscriptions(self, mailboxes: Sequence[str], now: datetime | None = None) -> UpkeepReport:
+        """One event subscription per synced user's calendar: create the missing, delete the others'.
+
+        Renewal is `run`'s, as for every subscription the app owns.
+        """
+        async with self._lock:
+            now = now or datetime.now(UTC)
+            report = UpkeepReport()
+            wanted = {mailbox.lower(): mailbox for mailbox in mailboxes}
+            have: dict[str, SubscriptionRecord] = {}
+            for record in await self._records.all():
+                if record.kind != "events":
+                    continue
+                key = record.mailbox.lower()
+                if key not in wanted or key in have or record.expires_at <= now:
+                    await self._graph.delete_subscription(record.id)
+                    await self._records.delete(record.id)
+                    report.dropped.append(record.id)
+                else:
+                    have[key] = record
+            for key, mailbox in sorted(wanted.items()):
+                if key not in have:
+                    created = await self._create(now, kind="events", mailbox=mailbox)
+                    report.created.append(created.id)
+                    if self._resync_calendar is not None:
+                        await self._resync_calendar(mailbox)
+            return report
 
     async def _run(self, now: datetime) -> UpkeepReport:
         report = UpkeepReport()
@@ -144,22 +175,30 @@ class SubscriptionUpkeep:
             except ServiceRejected:
                 # Reauthorizing failed for good (removed meanwhile): replace the subscription.
                 await self._replace(record)
-                await self._reconcile()
+                await self._catch_up(record)
                 return
             if not await self._renew(record, datetime.now(UTC)):
                 # Renewal refused after all (and the record dropped): do not leave the mailbox unwatched.
-                await self._create(datetime.now(UTC))
-                await self._reconcile()
+                await self._create(datetime.now(UTC), kind=record.kind, mailbox=record.mailbox)
+                await self._catch_up(record)
                 return
             # Graph pauses delivery until the reauthorization, and what changed meanwhile is never
             # notified ("any notifications ... would be lost"): read what the pause hid.
-            await self._reconcile()
+            await self._catch_up(record)
         elif task.event == "subscriptionRemoved":
             await self._replace(record)
-            await self._reconcile()
+            await self._catch_up(record)
         else:  # missed
-            await self._reconcile()
+            await self._catch_up(record)
         log.info("lifecycle: handled", extra={"subscription_id": record.id, "event": task.event})
+
+    async def _catch_up(self, record: SubscriptionRecord) -> None:
+        """Read what a gap in this subscription's notifications may have hidden."""
+        if record.kind == "events":
+            if self._resync_calendar is not None:
+                await self._resync_calendar(record.mailbox)
+            return
+        await self._reconcile()
 
     async def _renew(self, record: SubscriptionRecord, now: datetime) -> bool:
         try:
@@ -174,24 +213,27 @@ class SubscriptionUpkeep:
     async def _replace(self, record: SubscriptionRecord) -> SubscriptionRecord:
         await self._graph.delete_subscription(record.id)
         await self._records.delete(record.id)
-        return await self._create(datetime.now(UTC))
+        return await self._create(datetime.now(UTC), kind=record.kind, mailbox=record.mailbox)
 
-    async def _create(self, now: datetime) -> SubscriptionRecord:
+    async def _create(self, now: datetime, *, kind: str = "mail", mailbox: str | None = None) -> SubscriptionRecord:
         client_state = secrets.token_urlsafe(32)
-        resource = mail_resource(self._mailbox)
+        mailbox = mailbox or self._mailbox
+        events = kind == "events"
+        resource = event_resource(mailbox) if events else mail_resource(mailbox)
         created = await self._graph.create_subscription(
             resource=resource,
             notification_url=self._notification_url,
             lifecycle_notification_url=self._lifecycle_url,
             client_state=client_state,
+            # A calendar change of any kind is a hint to sync that user; mail only needs new items.
             expiration=now + self._lifetime,
-            change_type="created",
+            change_type="created,updated,deleted" if events else "created",
         )
         record = SubscriptionRecord(
             id=created.id,
             resource=resource,
-            kind="mail",
-            mailbox=self._mailbox,
+            kind="events" if events else "mail",
+            mailbox=mailbox,
             client_state=client_state,
             expires_at=created.expiration_date_time,
             created_at=now,
