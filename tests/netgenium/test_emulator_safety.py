@@ -1,24 +1,30 @@
 """Bad input never reaches SQL as text: broken or hostile filters and names are a 400, values are bound.
 
 Over HTTP the emulator must refuse injection attempts with the contract's 400 and keep its data;
-in process, a recording SQLite connection shows that no value (only `?` marks and schema names)
-ever appears in a statement's text.
+in process, the bridge's store on SQLite with every statement recorded (SQLAlchemy's
+before_cursor_execute event) shows that no value (only `?` marks and schema names) ever appears
+in a statement's text.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.database import open_database
+from bridge.errors import ApiError
+from bridge.files import FileStore
+from bridge.filter_parser import FilterError, parse_filter
+from bridge.store import Store
+from bridge.values import LocalTime
 from crm_core.netgenium import NetGeniumClient, default_schema_map
 from crm_core.netgenium import filters as f
-from sandbox.netgenium.errors import ApiError
-from sandbox.netgenium.filter_parser import FilterError, parse_filter
-from sandbox.netgenium.store import Store
+from sandbox.netgenium import admin
+from sandbox.netgenium.ddl import create_tables
 from tests.netgenium.ng_helpers import Admin
 
 HOSTILE_FILTERS = [
@@ -104,30 +110,17 @@ async def test_the_client_escapes_so_o_brien_is_found(client: NetGeniumClient, a
     assert [contact.id for contact in found] == [1]
 
 
-class RecordingConnection(sqlite3.Connection):
-    """Keeps the text of every statement it runs."""
-
-    statements: list[str]
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        self.statements.append(sql)
-        return super().execute(sql, parameters)
-
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        self.statements.append(sql)
-        return super().executemany(sql, parameters)
-
-
 def _recording_store() -> tuple[Store, list[str]]:
+    engine, _workers = open_database("sqlite:///:memory:")
+    create_tables(engine, default_schema_map())
     statements: list[str] = []
 
-    def connect(path: str) -> sqlite3.Connection:
-        connection = sqlite3.connect(path, isolation_level=None, factory=RecordingConnection)
-        assert isinstance(connection, RecordingConnection)
-        connection.statements = statements
-        return connection
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
 
-    return Store(":memory:", default_schema_map(), connect=connect), statements
+    files = FileStore(engine, table="ng_bridge_files", strategy="blob", folder=None)
+    return Store(engine, default_schema_map(), files=files, clock=LocalTime("Europe/Prague")), statements
 
 
 MARKER = "zq'x\"; DROP TABLE ng_contacts; --"
@@ -135,7 +128,7 @@ MARKER = "zq'x\"; DROP TABLE ng_contacts; --"
 
 def test_values_never_appear_in_sql_text() -> None:
     store, statements = _recording_store()
-    store.seed("ng_contacts", [{"id": 1, "ng_email": MARKER + "seed"}])
+    admin.seed(store, "ng_contacts", [{"id": 1, "ng_email": MARKER + "seed"}])
     new_id = store.insert("ng_contacts", {"ng_email": MARKER + "insert"})
     store.update("ng_contacts", new_id, {"ng_email": MARKER + "update"})
     page = store.query(

@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from sandbox.netgenium.integers import non_ascii_digit
+from bridge.integers import non_ascii_digit
 
 MAX_FILTER_LENGTH = 16_000
 MAX_CONDITIONS = 32

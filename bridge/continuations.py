@@ -1,9 +1,9 @@
-"""Continuation tokens: the offset of a query's next page, signed by the emulator process.
+"""Continuation tokens: the offset of a query's next page, signed by the bridge process.
 
 A token is `payload.signature`, both base64url without padding: the payload is JSON holding the
 offset and a fingerprint of the query (table, filter, columns, orderby, top), the signature an
 HMAC-SHA256 of the payload text under a secret drawn when the process starts. A client cannot
-write a token of its own (an offset the emulator never handed out, or one beyond SQLite's 64-bit
+write a token of its own (an offset the bridge never handed out, or one beyond the 64-bit
 range), alter or cut one, or bring one from another process: each is a 400 `bad_continuation`
 naming the problem, checked in constant time before the payload is even decoded.
 """
@@ -18,8 +18,8 @@ import json
 import re
 import secrets
 
-from sandbox.netgenium.errors import ApiError, bad_request
-from sandbox.netgenium.integers import INT64_MAX
+from bridge.errors import ApiError, bad_request
+from bridge.integers import INT64_MAX
 
 SECRET_BYTES = 32
 _SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
@@ -41,7 +41,7 @@ def query_fingerprint(table: str, filter_text: str | None, columns: str | None, 
 
 
 class Continuations:
-    """Hands out and checks the tokens of one emulator process."""
+    """Hands out and checks the tokens of one bridge process."""
 
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret if secret is not None else secrets.token_bytes(SECRET_BYTES)
@@ -63,7 +63,7 @@ class Continuations:
             raise _refused("is malformed: expected payload.signature (is it cut or not one handed out here?)")
         payload, signature = parts
         if not _PART.fullmatch(payload) or len(payload) > MAX_PAYLOAD_CHARS:
-            raise _refused("is malformed: its payload is not base64url of a size this emulator hands out")
+            raise _refused("is malformed: its payload is not base64url of a size this bridge hands out")
         if not _PART.fullmatch(signature) or len(signature) != _SIGNATURE_CHARS:
             raise _refused(f"is malformed: its signature is not {_SIGNATURE_CHARS} base64url characters (cut?)")
         if not hmac.compare_digest(signature.encode("ascii"), self._signature(payload).encode("ascii")):
@@ -74,7 +74,7 @@ class Continuations:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             offset, handed_for = data["o"], data["h"]
         except (ValueError, KeyError, TypeError, binascii.Error):
-            raise _refused("has a payload this emulator cannot read") from None
+            raise _refused("has a payload this bridge cannot read") from None
         if handed_for != fingerprint:
             raise _refused("belongs to another query: send it with the same filter, columns, orderby and top")
         if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= max_offset:

@@ -1,8 +1,8 @@
-"""Integers read from request text: ASCII digits only, within SQLite's 64-bit range.
+"""Integers read from request text: ASCII digits only, within the 64-bit range every backend holds.
 
 Python's int() and str.isdigit() take any Unicode decimal digit ("٣" and "３" are 3 to them, and
-"³" passes isdigit() but not int()), and SQLite refuses integers beyond 64 bits with an
-OverflowError. So every integer the emulator takes from a path, a query parameter or a quoted
+"³" passes isdigit() but not int()), and databases refuse integers beyond 64 bits with an
+OverflowError. So every integer the bridge takes from a path, a query parameter or a quoted
 filter value goes through `parse_int`, which refuses anything but `-?[0-9]+` in range with a 400
 that names the part and what is wrong with it.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox.netgenium.errors import ApiError, bad_request
+from bridge.errors import ApiError, bad_request
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -30,7 +30,7 @@ def non_ascii_digit(text: str) -> str | None:
 
 
 def in_int64(value: int) -> bool:
-    """Whether SQLite can hold the integer."""
+    """Whether a 64-bit integer column can hold the value."""
     return INT64_MIN <= value <= INT64_MAX
 
 
