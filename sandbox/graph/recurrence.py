@@ -4,13 +4,14 @@ A pattern says how often (`daily`, `weekly`, `absoluteMonthly`, `relativeMonthly
 `relativeYearly`, each every `interval` units) and a range says for how long (`endDate`, `noEnd`,
 `numbered`), from `range.startDate`. The dates are local dates in the series' time zone; the caller
 puts the series' wall-clock time on each and converts it to UTC in that zone, so a 09:00 meeting
-stays at 09:00 across a DST change. A series without an end is expanded up to `HORIZON_DAYS` ahead.
+stays at 09:00 across a DST change. Every series is expanded up to `HORIZON_DAYS` after its start
+or after today, whichever is later; one without an end keeps only its last year before today.
 """
 
 from __future__ import annotations
 
 import calendar
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sandbox.graph.odata import bad_request
@@ -20,7 +21,7 @@ INDEXES = ("first", "second", "third", "fourth", "last")
 PATTERN_TYPES = ("daily", "weekly", "absoluteMonthly", "relativeMonthly", "absoluteYearly", "relativeYearly")
 RANGE_TYPES = ("endDate", "noEnd", "numbered")
 HORIZON_DAYS = 3 * 366
-MAX_OCCURRENCES = 999
+MAX_OCCURRENCES = 1500
 _PATTERN_KEYS = ("type", "interval", "month", "dayOfMonth", "daysOfWeek", "firstDayOfWeek", "index")
 _REQUIRED = {
     "daily": (),
@@ -105,13 +106,13 @@ def normalize(value: Any, start_date: date, zone_name: str) -> dict[str, Any]:
     return {"pattern": pattern, "range": out_range}
 
 
-def _months(first: date, step: int) -> list[tuple[int, int]]:
+def _months(first: date, step: int, limit: date) -> list[tuple[int, int]]:
     out, year, month = [], first.year, first.month
     while True:
         out.append((year, month))
         month += step
         year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
-        if date(year, month, 1) > first + timedelta(days=HORIZON_DAYS + 31):
+        if date(year, month, 1) > limit:
             return out
 
 
@@ -130,11 +131,10 @@ def _relative(year: int, month: int, days: list[str], index: str) -> date:
     return matches[-1] if index == "last" else matches[INDEXES.index(index)]
 
 
-def _candidates(pattern: dict[str, Any], first: date) -> list[date]:
+def _candidates(pattern: dict[str, Any], first: date, limit: date) -> list[date]:
     kind, step = pattern["type"], int(pattern["interval"])
-    limit = first + timedelta(days=HORIZON_DAYS)
     if kind == "daily":
-        return [first + timedelta(days=n) for n in range(0, HORIZON_DAYS + 1, step)]
+        return [first + timedelta(days=n) for n in range(0, (limit - first).days + 1, step)]
     if kind == "weekly":
         week_start = DAYS.index(pattern["firstDayOfWeek"])
         origin = first - timedelta(days=(first.weekday() - week_start) % 7)
@@ -147,7 +147,7 @@ def _candidates(pattern: dict[str, Any], first: date) -> list[date]:
             day += timedelta(days=1)
         return out
     if kind in ("absoluteMonthly", "relativeMonthly"):
-        months = _months(first, step)
+        months = _months(first, step, limit)
     else:
         month = int(pattern["month"])
         months = [(y, month) for y in range(first.year, limit.year + 2, step)]
@@ -160,8 +160,12 @@ def dates(recurrence: dict[str, Any]) -> list[date]:
     """The local dates of a series, in order: on or after startDate, within its range."""
     rng = recurrence["range"]
     first = date.fromisoformat(rng["startDate"])
-    out = [d for d in _candidates(recurrence["pattern"], first) if d >= first]
-    if rng["type"] == "endDate":
+    today = datetime.now(UTC).date()
+    limit = max(first, today) + timedelta(days=HORIZON_DAYS)
+    out = [d for d in _candidates(recurrence["pattern"], first, limit) if first <= d <= limit]
+    if rng["type"] == "noEnd":
+        out = [d for d in out if d >= today - timedelta(days=366)]
+    elif rng["type"] == "endDate":
         end = date.fromisoformat(rng["endDate"])
         out = [d for d in out if d <= end]
     elif rng["type"] == "numbered":

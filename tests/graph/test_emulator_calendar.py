@@ -8,6 +8,7 @@ and cancelled occurrences, `instances`, `Prefer: outlook.timezone`, all-day vali
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,10 @@ from tests.graph.conftest import MAILBOX, TOKEN, Admin
 EVENTS = f"/users/{MAILBOX}/events"
 VIEW = f"/users/{MAILBOX}/calendarView"
 PROP = "String {6C1C5A43-2B8E-4B57-9A0C-3F5E2D9B7C41} Name NetGeniumActivityId"
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 SPRING = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-05-01T00:00:00Z"}
 
 
@@ -221,3 +226,24 @@ async def test_the_employee_edits_occurrences_through_the_admin_api(http: httpx.
         ("2026-03-16T08:00:00Z", "occurrence", "Weekly"), ("2026-03-23T08:00:00Z", "exception", "Dentist clash"),
         ("2026-04-06T07:00:00Z", "occurrence", "Weekly")]
     assert [e["id"] for e in await view(http)] == [c["id"] for c in calendar["value"]]
+
+
+async def test_relative_patterns_and_a_series_without_end(http: httpx.AsyncClient) -> None:
+    second_thursday = {
+        "subject": "Board", "start": {"dateTime": "2026-01-08T15:00:00", "timeZone": "Eastern Standard Time"},
+        "end": {"dateTime": "2026-01-08T16:00:00", "timeZone": "Eastern Standard Time"},
+        "recurrence": {"pattern": {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["Thursday"],
+                                   "index": "second"},
+                       "range": {"type": "numbered", "startDate": "2026-01-08", "numberOfOccurrences": 3}}}
+    master = await ok(http.post(EVENTS, json=second_thursday), 201)
+    window = {"startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2026-12-31T00:00:00Z"}
+    instances = await ok(http.get(f"{EVENTS}/{master['id']}/instances", params=window))
+    assert [e["start"]["dateTime"] for e in instances["value"]] == [
+        "2026-01-08T20:00:00.0000000", "2026-02-12T20:00:00.0000000", "2026-03-12T19:00:00.0000000"]
+    endless = weekly("2020-01-06T09:00:00", zone="GMT Standard Time")
+    endless["recurrence"]["range"] = {"type": "noEnd", "startDate": "2020-01-06"}
+    await ok(http.post(EVENTS, json=endless), 201)
+    now = datetime.now(UTC)
+    around = {"startDateTime": iso(now), "endDateTime": iso(now + timedelta(days=28))}
+    shown = [e for e in await view(http, around) if e["subject"] == "Weekly"]
+    assert len(shown) == 4 and {e["type"] for e in shown} == {"occurrence"}
