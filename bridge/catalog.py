@@ -142,6 +142,7 @@ def reflect_table(engine: Engine, table: str, mapped: dict[str, ColumnMap]) -> T
     if not inspector.has_table(table):
         return None
     unique = _unique_columns(inspector, table)
+    backend = engine.url.get_backend_name()
     columns: dict[str, Column] = {}
     for info in inspector.get_columns(table):
         name = str(info["name"]).lower()
@@ -151,7 +152,7 @@ def reflect_table(engine: Engine, table: str, mapped: dict[str, ColumnMap]) -> T
         wanted = SYSTEM_COLUMNS.get(name) or (column_map.type if column_map else None)
         db_type = info["type"]
         contract, length, bits = _contract_type(db_type, wanted)
-        if engine.dialect.name == "sqlite":
+        if backend == "sqlite":
             bits = 64  # every SQLite integer is 64-bit, whatever the declared type
         columns[name] = Column(
             name=name,
@@ -162,7 +163,7 @@ def reflect_table(engine: Engine, table: str, mapped: dict[str, ColumnMap]) -> T
             system=name in SYSTEM_COLUMNS,
             auto=column_map.auto if column_map else None,
             int_bits=bits,
-            case_insensitive=_case_insensitive(db_type, engine.dialect.name),
+            case_insensitive=_case_insensitive(db_type, backend),
             stored_bool_as_int=contract == "bool" and not isinstance(db_type, sa.Boolean),
         )
     if "id" not in columns:

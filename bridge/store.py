@@ -188,7 +188,10 @@ class Store:
         try:
             with self.transaction() as connection:
                 result = connection.execute(sa.insert(table.clause).values(values).returning(table.c("id")))
-                return int(result.scalar_one())
+                new_id = int(result.scalar_one())
+                if new_id < 1:  # a generator past its largest value wraps (Firebird): undo
+                    raise ApiError(409, "conflict", f"{name} has no id left: its id generator ran out")
+                return new_id
         except (DBAPIError, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status != 503:
                 raise

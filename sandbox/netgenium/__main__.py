@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     engine, workers = open_database(database_url(args.db))
-    if engine.dialect.name == "sqlite":
+    if engine.url.get_backend_name() == "sqlite":
         create_tables(engine, schema_map)
     files = FileStore(engine, table="ng_bridge_files", strategy=args.files_strategy, folder=args.files_folder)
     store = Store(engine, schema_map, files=files, clock=LocalTime(args.time_zone))

@@ -17,7 +17,7 @@ from bridge.store import Store
 
 def _restart_ids(store: Store, table: str, last: int) -> None:
     """Make the next generated id `last + 1` (Firebird 3 hands out the value after RESTART WITH)."""
-    if store.engine.dialect.name != "firebird":
+    if store.engine.url.get_backend_name() != "firebird":
         return
     quoted = store.engine.dialect.identifier_preparer.quote(table)
     with store.engine.begin() as connection:
@@ -60,7 +60,7 @@ def reset(store: Store) -> None:
         for definition in store.tables.values():
             connection.execute(sa.delete(definition.clause))
         store.files.clear(connection)
-        if store.engine.dialect.name == "sqlite":
+        if store.engine.url.get_backend_name() == "sqlite":
             connection.exec_driver_sql("DELETE FROM sqlite_sequence")
-    for table in store.tables:
+    for table in [*store.tables, store.files.table.name]:
         _restart_ids(store, table, 0)

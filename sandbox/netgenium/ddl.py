@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from crm_core.netgenium.schema_map import ColumnMap, SchemaMap
 
-_CI = {"sqlite": "NOCASE", "firebird": "UNICODE_CI"}
+# sqlalchemy-firebird names its dialect "firebird.firebird"; a variant is keyed by that name.
+_CI = {"sqlite": "NOCASE", "firebird": "UNICODE_CI", "firebird.firebird": "UNICODE_CI"}
 
 
 def _text(length: int | None) -> sa.types.TypeEngine[Any]:
