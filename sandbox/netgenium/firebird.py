@@ -137,7 +137,8 @@ class FirebirdServer:
     def url(self, name: str) -> str:
         """The SQLAlchemy URL of a database of this server."""
         assert self.root is not None
-        return f"firebird+firebird://SYSDBA:{self.password}@127.0.0.1:{self.port}/{self.root / 'data' / name}.fdb?charset=UTF8"
+        path = self.root / "data" / f"{name}.fdb"
+        return f"firebird+firebird://SYSDBA:{self.password}@127.0.0.1:{self.port}/{path}?charset=UTF8"
 
     def create_database(self, name: str, schema_map: SchemaMap | None = None) -> str:
         """A fresh database with NET Genium-like tables; its URL."""
