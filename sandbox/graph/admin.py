@@ -56,6 +56,7 @@ def _calendar_item(record: EventRecord) -> dict[str, Any]:
         "end": iso(record.end),
         "isAllDay": bool(record.data.get("isAllDay")),
         "sensitivity": record.data.get("sensitivity"),
+        "location": (record.data.get("location") or {}).get("displayName") or "",
         "seriesMasterId": record.master_id,
         "originalStart": iso(record.original) if record.original else None,
     }
