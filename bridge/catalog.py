@@ -141,16 +141,25 @@ def reflect_table(engine: Engine, table: str, mapped: dict[str, ColumnMap]) -> T
     inspector = sa.inspect(engine)
     if not inspector.has_table(table):
         return None
-    unique = _unique_columns(inspector, table)
-    backend = engine.url.get_backend_name()
+    infos = [(str(i["name"]), i["type"], bool(i.get("nullable", True))) for i in inspector.get_columns(table)]
+    return build_table(table, infos, _unique_columns(inspector, table), mapped, engine.url.get_backend_name())
+
+
+def build_table(
+    table: str,
+    infos: list[tuple[str, TypeEngine[Any], bool]],
+    unique: set[str],
+    mapped: dict[str, ColumnMap],
+    backend: str,
+) -> TableDef | None:
+    """A table from its catalog columns (name, type, nullable): only system and mapped ones are kept."""
     columns: dict[str, Column] = {}
-    for info in inspector.get_columns(table):
-        name = str(info["name"]).lower()
+    for raw_name, db_type, nullable in infos:
+        name = raw_name.lower()
         column_map = mapped.get(name)
         if name not in SYSTEM_COLUMNS and column_map is None:
             continue  # not in the map: not reachable
         wanted = SYSTEM_COLUMNS.get(name) or (column_map.type if column_map else None)
-        db_type = info["type"]
         contract, length, bits = _contract_type(db_type, wanted)
         if backend == "sqlite":
             bits = 64  # every SQLite integer is 64-bit, whatever the declared type
@@ -158,7 +167,7 @@ def reflect_table(engine: Engine, table: str, mapped: dict[str, ColumnMap]) -> T
             name=name,
             type=contract,
             max_length=length,
-            nullable=bool(info.get("nullable", True)) and name != "id",
+            nullable=nullable and name != "id",
             unique=name in unique,
             system=name in SYSTEM_COLUMNS,
             auto=column_map.auto if column_map else None,
