@@ -52,7 +52,7 @@ class RunningBridge:
         engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as connection:
-                return [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))]  # noqa: S608
+                return [tuple(r) for r in connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY id"))]
         finally:
             engine.dispose()
 
@@ -107,7 +107,7 @@ def _start(backend: str, database_url: str, tmp: Path) -> Iterator[RunningBridge
     log_path = tmp / "bridge.log"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "serve", "--config", str(config)], cwd=REPO_ROOT, env=env, stderr=log
         )
     base_url = f"http://127.0.0.1:{port}"

@@ -143,7 +143,7 @@ def test_writes_bind_values_and_return_the_id() -> None:
     compiled = _compile(sa.insert(table.clause).values(values).returning(table.c("id")))
     sql = str(compiled)
     assert sql.startswith(
-        "INSERT INTO ng_users (ng_email, ng_name, system) OUTPUT inserted.id VALUES (:ng_email, :ng_name, :system)"
+        "INSERT INTO ng_users (system, ng_email, ng_name) OUTPUT inserted.id VALUES (:system, :ng_email, :ng_name)"
     )
     assert compiled.params["ng_email"] == "o'brien@x.example" and "brien" not in sql
     update = str(_compile(sa.update(table.clause).where(table.c("id") == 7).values(ng_name="x")))
