@@ -11,10 +11,13 @@ activity names).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from crm_core.domain.calendar import CalendarPolicy, SyncedFields, netgenium_times
@@ -23,9 +26,10 @@ from crm_core.storage.calendar import CalendarConflicts, CalendarPairs
 from crm_core.storage.tables import TableStorage
 from sandbox.stack import NETGENIUM_KEY, SandboxError, SandboxStack
 
-# The stack's calendar settings: a fast poll, so that a scenario's `sync` takes seconds.
+# The stack's calendar settings: the poll runs when a step says `sync` (the timer itself only
+# hourly), so that what happens between two syncs is exactly what the steps did.
 SCENARIO_SETTINGS = {
-    "CRM_CALENDAR_POLL_SCHEDULE": "*/3 * * * * *",
+    "CRM_CALENDAR_POLL_SCHEDULE": "0 0 * * * *",
     "CRM_CALENDAR_USERS_SCHEDULE": "0 */30 * * * *",
 }
 
@@ -34,15 +38,20 @@ class ScenarioError(ValueError):
     """A step the scenario cannot carry out; the message names the step."""
 
 
-def _instant(value: Any, where: str) -> tuple[datetime, dict[str, str]]:
+def _instant(value: Any, where: str) -> tuple[datetime | None, dict[str, str]]:
     """A step's time: ISO 8601 with an offset, or Graph's {dateTime, timeZone}."""
     if isinstance(value, Mapping):
-        from zoneinfo import ZoneInfo
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         local = datetime.fromisoformat(str(value["dateTime"]))
         zone = str(value.get("timeZone") or "UTC")
-        moment = local.replace(tzinfo=ZoneInfo(zone if zone != "UTC" else "UTC"))
-        return moment.astimezone(UTC), {"dateTime": local.isoformat(), "timeZone": zone}
+        graph_form = {"dateTime": local.isoformat(), "timeZone": zone}
+        try:
+            moment = local.replace(tzinfo=ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            # A Windows zone name: Graph (the emulator) reads it; a NET Genium step needs IANA.
+            return None, graph_form
+        return moment.astimezone(UTC), graph_form
     if isinstance(value, str):
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if moment.tzinfo is None:
@@ -135,6 +144,8 @@ class Scenario:
         op, ref = step.get("op"), str(step.get("ref") or "")
         user = self._user(step, where)
         fields = step.get("fields") or {}
+        if step.get("notify", True) is False:
+            self.stack.graph_faults(dropNotificationsNext=1)  # the change notification is lost
         if op == "create":
             answer = self.stack.graph_admin("POST", f"users/{user}/events", json=self._graph_body(fields, where))
             self._check(answer, where)
@@ -171,6 +182,8 @@ class Scenario:
                 self._ng("DELETE", f"/api/v1/tables/{self.table}/records/{activity_id}", None)
             else:
                 raise ScenarioError(f"{where}: op is create, update or delete")
+        if step.get("notify", True) is False:
+            return  # as if NET Genium has no OnAfterSave script: the next poll finds the change
         # NET Genium's OnAfterSave script: the app hears of the change at once.
         runner = self.stack.runners[0]
         answer = self.stack._http.post(f"{runner.base_url}/api/calendar/activity", json={"activity_id": activity_id})
@@ -186,6 +199,8 @@ class Scenario:
                 raise ScenarioError(f"{where}: a NET Genium time change gives start and end")
             start = _instant(fields["start"], f"{where}.start")[0]
             end = _instant(fields["end"], f"{where}.end")[0]
+            if start is None or end is None:
+                raise ScenarioError(f"{where}: a NET Genium time needs an offset or an IANA time zone")
             if all_day:
                 midnight = datetime.min.time()
                 start, end = netgenium_times(
@@ -300,9 +315,15 @@ class Scenario:
             finish = _parse(record.get(column("end").name))
             if begin is None or finish is None or not (begin < end and finish >= start):
                 continue
+            if record.get(column("all_day").name):
+                # An all-day activity is dates (midnights of the installation's zone): shown as
+                # Outlook shows them, midnights marked Z.
+                zone = self.policy.zone
+                begin = datetime.combine(begin.astimezone(zone).date(), datetime.min.time(), UTC)
+                finish = datetime.combine(finish.astimezone(zone).date(), datetime.min.time(), UTC)
             netgenium.append(
                 {
-                    "user": by_id.get(record.get(column("user").name), str(record.get(column("user").name))),
+                    "user": by_id.get(int(record.get(column("user").name) or 0), str(record.get(column("user").name))),
                     "subject": record.get(column("subject").name) or "",
                     "start": _z(begin),
                     "end": _z(finish),
@@ -358,3 +379,67 @@ def run_scenario(stack: SandboxStack, steps: Sequence[Mapping[str, Any]]) -> dic
     out["conflicts"] = scenario.conflicts()
     out["requests"] = stack.request_counts()
     return out
+
+
+def add_calendar_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", type=Path, required=True, metavar="SCENARIO.json")
+    parser.add_argument(
+        "--directory", type=Path, default=None, metavar="DIRECTORY.json", help="users (default: five sample users)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document (the default is a table)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for everything random in the Graph emulator")
+    parser.add_argument("--ideal", action="store_true", help="Graph's happy path instead of its documented worst case")
+
+
+_SAMPLE_USERS = [{"id": n, "email": f"user{n}@firma.example", "name": f"User {n}"} for n in range(1, 6)]
+
+
+def run_calendar_command(args: argparse.Namespace) -> int:
+    """`crmservice sandbox calendar`: 0 when both sides agree, 1 when they differ, 2 on bad input."""
+    from pydantic import ValidationError
+
+    from crm_core.domain.directory import DirectoryFile
+
+    try:
+        steps = json.loads(Path(args.scenario).read_text(encoding="utf-8"))
+        if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+            raise ScenarioError("a scenario is a JSON list of step objects")
+        if args.directory is not None:
+            directory = DirectoryFile.model_validate_json(Path(args.directory).read_text(encoding="utf-8"))
+        else:
+            directory = DirectoryFile.model_validate({"crm_address": "crm@firma.example", "users": _SAMPLE_USERS})
+    except (OSError, ValueError, ValidationError) as exc:
+        print(f"crmservice sandbox calendar: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with SandboxStack(
+            directory, seed=args.seed, graph_profile="ideal" if args.ideal else "real", app_settings=SCENARIO_SETTINGS
+        ) as stack:
+            wait_for_calendar_users(stack, len(directory.users))
+            result = run_scenario(stack, steps)
+    except ScenarioError as exc:
+        print(f"crmservice sandbox calendar: {exc}", file=sys.stderr)
+        return 2
+    except SandboxError as exc:
+        print(f"crmservice sandbox calendar: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        for side in ("outlook", "netgenium"):
+            print(f"== {side}")
+            for item in result[side]:
+                print(f"{item['user']:<28} {item['start']}  {item['end']}  {item['subject']}")
+        for conflict in result["conflicts"]:
+            print(f"conflict: {conflict['winner']} won over {conflict['loser']} ({', '.join(conflict['fields'])})")
+        print(f"requests: Graph {result['requests']['graph']}, NET Genium {result['requests']['netgenium']}")
+    return 0 if _agree(result) else 1
+
+
+def _agree(result: Mapping[str, Any]) -> bool:
+    """Both sides hold the same items (user, start, end, all-day; subjects apart from private ones)."""
+
+    def keys(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        return sorted((i["user"], i["start"], i["end"], i["all_day"]) for i in items)
+
+    return keys(result["outlook"]) == keys(result["netgenium"])

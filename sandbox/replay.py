@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from crm_core.domain.directory import DirectoryFile
+from sandbox.calendar_scenario import add_calendar_arguments, run_calendar_command
 from sandbox.stack import GraphProfile, SandboxError, SandboxStack
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -135,7 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also print this run's activity ids and request counts (they differ between seeds)",
     )
+    calendar = commands.add_parser(
+        "calendar",
+        help="run a calendar scenario (steps on both sides) on the local service and print both sides",
+        description="Steps: {side: outlook|netgenium, user, op: create|update|delete, ref, fields}, "
+        "{op: sync}, {op: wipe_mapping}, {op: fault, target: graph|netgenium, ...}; see README.md.",
+    )
+    add_calendar_arguments(calendar)
     args = parser.parse_args(argv)
+    if args.command == "calendar":
+        return run_calendar_command(args)
     return replay(
         args.directory,
         args.messages,
