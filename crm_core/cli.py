@@ -214,6 +214,18 @@ def _parser() -> argparse.ArgumentParser:
     _json_flag(correspondents)
     correspondents.set_defaults(run=operators.state)
 
+    calendar = commands.add_parser("calendar", help="calendar sync: `crmservice calendar status`")
+    calendar_commands = calendar.add_subparsers(dest="calendar_command", required=True, metavar="COMMAND")
+    calendar_status = calendar_commands.add_parser(
+        "status",
+        help="who is in calendar sync, who is not and why, last sync per user, the latest conflicts",
+        description="Exit 0: users are synced and every NET Genium user matched; 1: some user matched nobody "
+        "(listed with the reason) or the users were never refreshed.",
+    )
+    calendar_status.add_argument("--conflicts", type=int, default=20, metavar="N", help="the latest N conflicts")
+    _json_flag(calendar_status)
+    calendar_status.set_defaults(run=operators.state)
+
     check_all = commands.add_parser(
         "check",
         help="can the service run? settings, Graph, NET Genium and storage, one line a check (exit 0 ok, 1 not)",

@@ -89,15 +89,28 @@ async def _answer(args: argparse.Namespace, state: queries.OperatorState) -> int
     if args.command == "why":
         entry = await queries.ledger_entry(state, args.message_id)
         if entry is None:
-            print(
-                f"crmservice why: {args.message_id} was never seen (it is not in the ledger)", file=sys.stderr
-            )
+            print(f"crmservice why: {args.message_id} was never seen (it is not in the ledger)", file=sys.stderr)
             return EXIT_PROBLEM
         if args.json or args.pretty:
             print(pretty_json(entry) if args.pretty else json.dumps(entry, ensure_ascii=False))
         else:
             _emit(args, entry, _why_text(entry))
         return EXIT_OK
+    if args.command == "calendar":
+        status = await queries.calendar_status(state, args.conflicts)
+        text = [f"calendar users refreshed at {status['refreshed_at'] or 'never'}"]
+        text += [f"  synced    {u['email']}  (NET Genium user {u['ng_user_id']})" for u in status["synced"]]
+        text += [
+            f"  NOT SYNCED {u['email']}  (NET Genium user {u['ng_user_id']}): {u['reason']}"
+            for u in status["unmatched"]
+        ]
+        text += [f"conflicts: {status['conflicts_total']}"]
+        text += [
+            f"  {c['at']}  {c['mailbox']}: {c['winner']} won over {c['loser']} ({', '.join(c['fields'])})"
+            for c in status["conflicts"]
+        ]
+        _emit(args, status, text)
+        return EXIT_PROBLEM if status["unmatched"] or status["refreshed_at"] is None else EXIT_OK
     if args.command == "correspondents":
         rows = await queries.unmatched_correspondents(state, args.top)
         text = [f"{r['count']:>6}  {r['address']}  (last seen {r['last_seen']})" for r in rows]

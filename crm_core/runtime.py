@@ -67,7 +67,9 @@ def describe_error(exc: BaseException) -> str:
 @asynccontextmanager
 async def operator_state(connection: str) -> AsyncIterator[OperatorState]:
     """The stores the `crmservice` operator commands read, opened on one storage connection."""
+    from crm_core.storage.calendar import CalendarConflicts, CalendarUsers
     from crm_core.storage.correspondents import UnmatchedCorrespondents
+    from crm_core.storage.cursors import SyncCursors
     from crm_core.storage.failures import FailureLog
     from crm_core.storage.ledger import CaptureLedger
     from crm_core.storage.queues import PoisonQueues
@@ -79,6 +81,9 @@ async def operator_state(connection: str) -> AsyncIterator[OperatorState]:
             ledger=CaptureLedger(storage),
             correspondents=UnmatchedCorrespondents(storage),
             poison=PoisonQueues(connection, FailureLog(storage)),
+            calendar_users=CalendarUsers(storage),
+            calendar_conflicts=CalendarConflicts(storage),
+            cursors=SyncCursors(storage),
         )
 
 

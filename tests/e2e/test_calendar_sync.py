@@ -380,3 +380,31 @@ def test_private_events_are_busy_time_and_times_stay_exact_across_zones_and_dst(
     scenario.sync()
     outlook = {i["subject"]: i for i in _mine(scenario.sides()["outlook"], user)}
     assert outlook["Doctor"]["start"] == _z(_at(6, 15))
+
+
+def test_calendar_status_lists_synced_users_and_the_unmatched_with_the_reason(stack: SandboxStack) -> None:
+    import json
+
+    from tests.e2e.conftest import crmservice
+
+    done = crmservice(stack, "calendar", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert sorted(u["email"] for u in status["synced"]) == sorted(u.email for u in USERS)
+    assert status["unmatched"] == []
+    # A NET Genium user with no Microsoft 365 account: listed with the reason, never silently dropped.
+    answer = stack.netgenium_admin(
+        "POST", "seed", json={"table": "ng_users", "records": [{"id": 99, "ng_email": "nobody@firma.example"}]}
+    )
+    assert answer.status_code == 200, answer.text
+    stack.run_function("calendar_users")
+    stack.wait_quiet(quiet=1.0)
+    done = crmservice(stack, "calendar", "status", "--json")
+    assert done.returncode == 1
+    status = json.loads(done.stdout)
+    assert status["unmatched"] == [
+        {"ng_user_id": 99, "email": "nobody@firma.example", "reason": "no Microsoft 365 user has this address"}
+    ]
+    assert status["conflicts_total"] >= 2  # the concurrent-edit test's two
+    text = crmservice(stack, "calendar", "status")
+    assert "NOT SYNCED nobody@firma.example" in text.stdout
