@@ -145,7 +145,8 @@ def _midnight(day: date) -> datetime:
 
 
 def _clean(text: str | None, limit: int) -> str:
-    return " ".join((text or "").split())[:limit]
+    # Cut, then trim: a cut just after a space must read back the same from NET Genium.
+    return " ".join((text or "").split())[:limit].rstrip()
 
 
 def event_fields(event: OutlookEvent, policy: CalendarPolicy) -> SyncedFields:

@@ -359,6 +359,11 @@ class CalendarSync:
         pair = await self._pairs.by_activity(user.mailbox, activity.id)
         fields = self._activity_fields(activity, pair.private if pair is not None else False)
         if pair is not None and pair.fingerprint == fields.fingerprint():
+            if activity.event_id != pair.event_id:
+                # The write-back of a created event's id was lost (an outage after the create).
+                await self._ng.upsert_calendar_activity(
+                    activity.model_copy(update={"event_id": pair.event_id, "modified": None})
+                )
             report.echoes += 1
             return
         event: OutlookEvent | None
@@ -443,7 +448,8 @@ class CalendarSync:
     ) -> None:
         assert activity.id is not None
         fields = resolution.fields
-        private = pair.private if pair is not None else event_fields(event, self._policy).private
+        # The event's privacy now (it may have been switched in Outlook since the pair was saved).
+        private = event_fields(event, self._policy).private
         if resolution.write_to is Side.NETGENIUM:
             start, end = netgenium_times(fields, self._policy)
             await self._ng.upsert_calendar_activity(
