@@ -96,9 +96,10 @@ class FileStore:
         t = self.table.c
         key = filename.lower()
         stored_name = self._write_bytes(content) if self.strategy == "folder" else None
-        values = {
+        values: dict[str, Any] = {
             "size": len(content),
-            "content": content if self.strategy == "blob" else None,
+            # A NULL as SQL, not a bound None: sqlalchemy-firebird's binary bind cannot take None.
+            "content": content if self.strategy == "blob" else sa.null(),
             "stored_name": stored_name,
         }
         match = (t.tbl == table, t.record_id == record_id, t.col == column, t.filename_key == key)

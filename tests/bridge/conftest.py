@@ -56,6 +56,16 @@ class RunningBridge:
         finally:
             engine.dispose()
 
+    def value(self, table: str, column: str, record: int) -> object:
+        """One stored value, read straight from the database."""
+        engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                statement = sa.select(sa.column(column)).select_from(sa.table(table)).where(sa.column("id") == record)
+                return connection.execute(statement).scalar_one()
+        finally:
+            engine.dispose()
+
     def log(self) -> str:
         return self.log_path.read_text("utf-8", errors="replace")
 
