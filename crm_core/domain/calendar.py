@@ -74,6 +74,14 @@ class OutlookEvent:
     kind: str | None = None  # singleInstance, occurrence, exception, seriesMaster
     activity_id: str | None = None
     last_modified: datetime | None = None
+    transaction_id: str | None = None
+
+    @property
+    def own_activity_id(self) -> int | None:
+        """The activity this event was created for, by its extended property or its transactionId."""
+        if self.activity_id is not None and self.activity_id.isdigit():
+            return int(self.activity_id)
+        return activity_of_transaction(self.transaction_id)
 
     @property
     def partial(self) -> bool:
@@ -225,9 +233,23 @@ def body_text(content: str | None, content_type: str | None) -> str:
     return content.strip()
 
 
+_TRANSACTION_PREFIX = "crm-ng-"
+
+
 def transaction_id(user: str, activity_id: int) -> str:
-    """The transactionId of the event created for an activity: the same for every retry."""
-    return str(uuid.uuid5(_TRANSACTION_NAMESPACE, f"{user.lower()}|{activity_id}"))
+    """The transactionId of the event created for an activity: the same for every retry, and naming
+    the activity, so that an event whose pair was never saved is still known as ours (delta items
+    carry `transactionId`, not the extended property)."""
+    tail = uuid.uuid5(_TRANSACTION_NAMESPACE, f"{user.lower()}|{activity_id}").hex[:16]
+    return f"{_TRANSACTION_PREFIX}{activity_id}-{tail}"
+
+
+def activity_of_transaction(value: str | None) -> int | None:
+    """The activity id a transactionId of ours names; None for any other."""
+    if not value or not value.startswith(_TRANSACTION_PREFIX):
+        return None
+    head, sep, _tail = value[len(_TRANSACTION_PREFIX) :].partition("-")
+    return int(head) if sep and head.isdigit() and len(head) <= 19 else None
 
 
 @dataclass(frozen=True, slots=True)

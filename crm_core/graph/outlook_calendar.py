@@ -69,6 +69,7 @@ def outlook_event(event: GraphEvent) -> OutlookEvent:
         kind=event.type,
         activity_id=event.activity_id,
         last_modified=_modified(event.last_modified_date_time),
+        transaction_id=event.transaction_id,
     )
 
 

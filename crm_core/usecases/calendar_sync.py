@@ -178,6 +178,7 @@ class CalendarSync:
         except CursorExpired:
             log.warning("calendar: delta link expired, starting a new round", extra={"mailbox": user.mailbox})
             report.resynced = True
+            link = None
             delta = await self._outlook.calendar_delta(user.mailbox, window, None)
         for event_id in delta.removed:
             await self._guarded(report, event_id, self._event_removed(user, event_id, window, report))
@@ -185,6 +186,13 @@ class CalendarSync:
             if event.kind == "seriesMaster":
                 continue  # its occurrences are what the window holds, and what is synced
             await self._guarded(report, event.id, self._event_seen(user, event, window, report))
+        if link is None:
+            # A new round lists what exists, not what was deleted while no link was valid (a dead
+            # link, the window moved overnight): a pair the round did not name is looked at.
+            named = {event.id for event in delta.events} | set(delta.removed)
+            for pair in await self._pairs.all(user.mailbox):
+                if pair.event_id not in named:
+                    await self._guarded(report, pair.event_id, self._event_removed(user, pair.event_id, window, report))
         await self._cursors.set(name, f"{window.key()}|{delta.delta_link}")
 
     async def _guarded(self, report: CalendarReport, item: str, work: Awaitable[None]) -> None:
@@ -227,7 +235,7 @@ class CalendarSync:
                 return
         else:
             activity = await self._activity_for_event(user, event)
-            if activity is None and event.activity_id is not None:
+            if activity is None and event.own_activity_id is not None:
                 # We created this event for an activity that no longer exists: the delete wins.
                 if await self._outlook.remove_event(user.mailbox, event.id):
                     report.deleted_in_outlook += 1
@@ -248,10 +256,8 @@ class CalendarSync:
     async def _activity_for_event(self, user: SyncedUser, event: OutlookEvent) -> CalendarActivity | None:
         """The activity a lost mapping paired this event with: by the id the event carries (we made
         it), else by the event id the activity carries (it was made from the event)."""
-        activity_id: int | None = None
-        if event.activity_id is not None and event.activity_id.isdigit():
-            activity_id = int(event.activity_id)
-        else:
+        activity_id = event.own_activity_id
+        if activity_id is None:
             activity_id = await self._ng.find_calendar_activity_by_event_id(event.id)
         if activity_id is None:
             return None
@@ -303,7 +309,11 @@ class CalendarSync:
             # Delta reports an event that left the window like one that was deleted: look.
             still = await self._outlook.read_event(user.mailbox, event_id)
             if still is not None and not still.cancelled:
-                await self._event_changed(user, still, window, report)
+                fields = event_fields(still, self._policy)
+                if window.holds(fields.start, fields.end):
+                    await self._event_changed(user, still, window, report)
+                elif pair is not None:
+                    await self._pairs.delete(pair)  # it left the window: out of sync's reach, kept as it is
                 return
         if pair is None:
             found = await self._ng.find_calendar_activity_by_event_id(event_id)

@@ -408,3 +408,35 @@ def test_calendar_status_lists_synced_users_and_the_unmatched_with_the_reason(st
     assert status["conflicts_total"] >= 2  # the concurrent-edit test's two
     text = crmservice(stack, "calendar", "status")
     assert "NOT SYNCED nobody@firma.example" in text.stdout
+
+
+def test_sandbox_calendar_command_runs_the_example_scenario() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crm_core.cli",
+            "sandbox",
+            "calendar",
+            "--scenario",
+            "examples/calendar-scenario.json",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert len(result["outlook"]) == len(result["netgenium"]) > 20  # a weekly series and its companions
+    assert {"Busy"} <= {i["subject"] for i in result["netgenium"]}
+    assert "Doctor" not in {i["subject"] for i in result["netgenium"]}
+    assert set(result["requests"]) == {"graph", "netgenium"}

@@ -19,6 +19,7 @@ from crm_core.domain.calendar import (
     SyncedFields,
     SyncWindow,
     activity_fields,
+    activity_of_transaction,
     body_text,
     event_fields,
     netgenium_times,
@@ -385,7 +386,10 @@ def test_transaction_id_is_stable_and_distinct() -> None:
     assert first == transaction_id("M-JANA", 41)
     others = {transaction_id("m-jana", 42), transaction_id("m-petr", 41), transaction_id("m-jana", 410)}
     assert first not in others and len(others) == 3
-    assert len(first) == 36  # a GUID, as Graph wants a transactionId
+    # It names the activity, so that an event of ours is known as ours from a delta item alone.
+    assert activity_of_transaction(first) == 41
+    assert activity_of_transaction("6f1c3b8e-3f3c-4f4b-9a7e-6b9e2c1d0a11") is None
+    assert activity_of_transaction("crm-ng-x-1") is None
 
 
 def test_window_around_a_moment() -> None:

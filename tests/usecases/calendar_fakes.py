@@ -174,6 +174,7 @@ class FakeOutlook:
             end=fields.end,
             all_day=fields.all_day,
             activity_id=str(activity_id),
+            transaction_id=transaction_id,  # Graph returns it on every read, delta included
         )
         self.transactions[transaction_id] = new.id
         return new
