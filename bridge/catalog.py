@@ -13,6 +13,7 @@ dialect's bind casts stay valid.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +143,28 @@ def reflect_table(engine: Engine, table: str, mapped: dict[str, ColumnMap]) -> T
     if not inspector.has_table(table):
         return None
     infos = [(str(i["name"]), i["type"], bool(i.get("nullable", True))) for i in inspector.get_columns(table)]
-    return build_table(table, infos, _unique_columns(inspector, table), mapped, engine.url.get_backend_name())
+    backend = engine.url.get_backend_name()
+    if backend == "sqlite":
+        infos = _sqlite_collations(engine, table, infos)
+    return build_table(table, infos, _unique_columns(inspector, table), mapped, backend)
+
+
+def _sqlite_collations(
+    engine: Engine, table: str, infos: list[tuple[str, TypeEngine[Any], bool]]
+) -> list[tuple[str, TypeEngine[Any], bool]]:
+    """SQLite's reflection drops a column's COLLATE: read it from the table's own DDL."""
+    with engine.connect() as connection:
+        ddl = connection.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"), {"name": table}
+        ).scalar()
+    out = []
+    for name, db_type, nullable in infos:
+        pattern = rf'(?im)^\s*"?{re.escape(name)}"?\s+[^,\n]*\bCOLLATE\s+"?(\w+)'
+        found = re.search(pattern, str(ddl or ""))
+        if found and isinstance(db_type, sa.String) and not db_type.collation:
+            db_type = type(db_type)(length=db_type.length, collation=found.group(1))
+        out.append((name, db_type, nullable))
+    return out
 
 
 def build_table(

@@ -1,7 +1,9 @@
 """The engine for a database URL, and how many operations may run on it at once.
 
-SQL Server and Firebird get a connection pool with a pre-ping (a NET Genium server restarts; a
-stale pooled connection must not fail a write) and as many worker threads as pooled connections.
+SQL Server and Firebird get a connection pool and as many worker threads as pooled connections.
+No pre-ping (it would cost a round trip and a statement per request): a pooled connection that
+a restarted server dropped fails its request with 503 (not carried out, so the client repeats
+it), and SQLAlchemy then drops the whole pool; connections are also renewed hourly.
 SQLite (the sandbox) gets one connection and one worker: its transactions are serialized anyway,
 and an in-memory database exists only inside its one connection.
 """
@@ -27,7 +29,7 @@ def open_database(url: str) -> tuple[Engine, int]:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine, 1
-    engine = sa.create_engine(parsed, pool_size=POOL_SIZE, max_overflow=0, pool_pre_ping=True, pool_recycle=3600)
+    engine = sa.create_engine(parsed, pool_size=POOL_SIZE, max_overflow=0, pool_recycle=3600)
     return engine, POOL_SIZE
 
 

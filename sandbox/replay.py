@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from crm_core.domain.directory import DirectoryFile
 from sandbox.calendar_scenario import add_calendar_arguments, run_calendar_command
-from sandbox.stack import GraphProfile, SandboxError, SandboxStack
+from sandbox.stack import GraphProfile, NetGeniumBackend, SandboxError, SandboxStack
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -80,6 +80,7 @@ def replay(
     seed: int = 0,
     graph_profile: GraphProfile = "real",
     run_facts: bool = False,
+    netgenium: NetGeniumBackend = "sqlite",
 ) -> int:
     try:
         directory = DirectoryFile.model_validate_json(directory_path.read_bytes())
@@ -89,7 +90,7 @@ def replay(
         return EXIT_BAD_INPUT
     mails, skipped = read_mails(message_paths)
     try:
-        with SandboxStack(directory, seed=seed, graph_profile=graph_profile) as stack:
+        with SandboxStack(directory, seed=seed, graph_profile=graph_profile, netgenium=netgenium) as stack:
             for path, mail in mails:
                 try:
                     stack.deliver(mail)
@@ -143,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "{op: sync}, {op: wipe_mapping}, {op: fault, target: graph|netgenium, ...}; see README.md.",
     )
     add_calendar_arguments(calendar)
+    run.add_argument(
+        "--netgenium",
+        choices=["sqlite", "firebird"],
+        default="sqlite",
+        help="the NET Genium bridge's database: SQLite (default) or a Firebird 3 server it starts (firebird3.0-server)",
+    )
     args = parser.parse_args(argv)
     if args.command == "calendar":
         return run_calendar_command(args)
@@ -154,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         graph_profile="ideal" if args.ideal else "real",
         run_facts=args.run_facts,
+        netgenium=args.netgenium,
     )
 
 

@@ -33,6 +33,7 @@ from crm_core.storage.subscriptions import SubscriptionStore
 from crm_core.storage.tables import TableStorage
 from sandbox.azurite import Azurite
 from sandbox.launch import REPO_ROOT, ServerProcess, free_port
+from sandbox.netgenium.firebird import FirebirdServer
 from sandbox.runner.status import SandboxStatus
 
 GRAPH_TOKEN = "sandbox-graph-token"  # noqa: S105 - the emulator's fixed bearer token, loopback only
@@ -59,6 +60,7 @@ def _records(entity: str, items: Iterable[Mapping[str, Any]]) -> tuple[str, list
 
 
 GraphProfile = Literal["real", "ideal"]
+NetGeniumBackend = Literal["sqlite", "firebird"]
 
 
 class SandboxStack:
@@ -76,6 +78,7 @@ class SandboxStack:
         runners: int = 1,
         graph_profile: GraphProfile = "real",
         seed: int | None = None,
+        netgenium: NetGeniumBackend = "sqlite",
     ) -> None:
         if graph_profile not in ("real", "ideal"):
             raise ValueError(f"graph_profile must be 'real' or 'ideal', not {graph_profile!r}")
@@ -88,6 +91,8 @@ class SandboxStack:
         self.extra_settings = dict(app_settings or {})
         self.runner_count = runners
         self.azurite: Azurite | None = None
+        self.netgenium_backend = netgenium
+        self.firebird: FirebirdServer | None = None
         self.netgenium: ServerProcess | None = None
         self.graph: ServerProcess | None = None
         self.runners: list[ServerProcess] = []
@@ -100,7 +105,7 @@ class SandboxStack:
         try:
             self.azurite = Azurite().start()
             self.netgenium = ServerProcess(
-                "sandbox.netgenium", ["--db", ":memory:", "--api-key", NETGENIUM_KEY], health_path="/api/v1/health"
+                "sandbox.netgenium", [*self.netgenium_db(), "--api-key", NETGENIUM_KEY], health_path="/api/v1/health"
             ).start()
             self.graph = ServerProcess("sandbox.graph", self.graph_args(), health_path="/_admin/health").start()
             self._seed()
@@ -112,6 +117,13 @@ class SandboxStack:
             self.stop()
             raise
         return self
+
+    def netgenium_db(self) -> list[str]:
+        """The NET Genium emulator's database: SQLite in memory, or a fresh one on a private Firebird server."""
+        if self.netgenium_backend == "sqlite":
+            return ["--db", ":memory:"]
+        self.firebird = FirebirdServer().start()
+        return ["--db", self.firebird.create_database("netgenium"), "--time-zone", "Europe/Prague"]
 
     def graph_args(self) -> list[str]:
         """The Graph emulator's command line: its token, its seed, and `--ideal` for the happy path."""
@@ -155,6 +167,9 @@ class SandboxStack:
         for server in (self.graph, self.netgenium):
             if server is not None:
                 server.stop()
+        if self.firebird is not None:
+            self.firebird.stop()
+            self.firebird = None
         if self.azurite is not None:
             self.azurite.stop()
         self.graph = self.netgenium = None
