@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and test, from nothing: creates .venv at the repository root when it is missing,
-# installs the project into it (so that .venv/bin/crmservice exists) and Azurite from npm, then
+# installs the project into it (so that .venv/bin/crmservice exists), the bridge's requirements (through
+# requirements-dev.txt), Firebird 3 from Debian and Azurite from npm, then
 # runs ruff, mypy, the import contract and the whole test suite. Any failure, and pytest collecting no test, fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
   || { echo "scripts/test.sh: .venv must be Python 3.11" >&2; exit 1; }
+# Firebird 3 for the NET Genium bridge's tests (Debian's package; they start a private server of
+# their own with its own config, port and databases, so whether the package's service runs does not matter).
+if ! dpkg -s firebird3.0-server >/dev/null 2>&1 || ! command -v isql-fb >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    firebird3.0-server firebird3.0-utils >/dev/null
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
 # Azurite (the storage emulator the tests start), pinned in package-lock.json.
