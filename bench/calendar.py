@@ -40,6 +40,7 @@ import asyncio
 import json
 import os
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,7 @@ from crm_core.domain.settings import load_settings
 from crm_core.graph.outlook_calendar import GraphCalendar
 from crm_core.netgenium.schema_map import load_schema_map
 from crm_core.runtime import Runtime
+from crm_core.storage.tables import CALENDAR_CONFLICTS_TABLE, CALENDAR_PAIRS_TABLE, CURSORS_TABLE, LEASES_TABLE
 from crm_core.usecases.calendar_ports import CalendarReport
 from crm_core.usecases.calendar_users import refresh_users
 from sandbox.stack import NETGENIUM_KEY, SandboxStack
@@ -147,6 +149,20 @@ async def sync_all(runtime: Runtime, users: list[SyncedUser], concurrency: int) 
     return total
 
 
+def count_calls(target: object, names: tuple[str, ...]) -> Counter[str]:
+    """Count calls of some async methods of one object (the pair store: Table storage requests)."""
+    calls: Counter[str] = Counter()
+    for name in names:
+        method = getattr(target, name)
+
+        async def counted(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return await _method(*args, **kwargs)
+
+        setattr(target, name, counted)
+    return calls
+
+
 def graph_stats(stack: SandboxStack) -> dict[str, int]:
     return dict(stack.graph_admin("GET", "stats").json()["requests"])
 
@@ -197,12 +213,18 @@ async def measure(stack: SandboxStack, args: argparse.Namespace) -> dict[str, An
     assert len(users) == len(emails), match.unmatched
 
     # ---- the initial sync ------------------------------------------------------------------------
+    # A worker that has run before has its tables: create them now, not 16 times at once inside the
+    # measurement (TableStorage.table has no guard against concurrent first use).
+    for table in (LEASES_TABLE, CURSORS_TABLE, CALENDAR_PAIRS_TABLE, CALENDAR_CONFLICTS_TABLE):
+        await runtime.storage.table(table)
+    pair_ops = count_calls(runtime.calendar.pairs, ("by_event", "by_activity", "save", "delete", "all"))
     stack.reset_counts()
     load = os.getloadavg()[0]
     cpu, started = time.process_time(), time.perf_counter()
     initial = await sync_all(runtime, users, args.concurrency)
     initial_seconds = time.perf_counter() - started
     initial_cpu = time.process_time() - cpu
+    initial_pairs = dict(pair_ops)
     initial_graph, initial_ng = graph_stats(stack), ng_counts(stack)
     records = calendar_records(stack)
     expected = len(users) * args.events
@@ -294,6 +316,7 @@ async def measure(stack: SandboxStack, args: argparse.Namespace) -> dict[str, An
         "calendar_initial_ng_requests": sum(initial_ng.values()),
         "calendar_initial_graph_by_operation": initial_graph,
         "calendar_initial_ng_by_operation": initial_ng,
+        "calendar_initial_pair_table_ops": initial_pairs,
         # CPU of this process (crm_core's side: the adapters, the SDKs, the sync) per item synced.
         "calendar_initial_client_cpu_ms_per_item": round(initial_cpu * 1000 / max(1, initial.to_netgenium), 2),
         "loadavg_1m_before_initial": round(load, 2),
