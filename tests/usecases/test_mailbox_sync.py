@@ -394,11 +394,13 @@ async def test_a_run_stops_at_its_budget_and_asks_for_a_continuation(
     assert first.unfinished and first.pages == 2  # a third page (2 s) would end past the 5 s budget
     assert cursors.values[CURSOR] == "page:20:50"
 
-    rest = await sync.handle(CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created",
-                                         continuation=True))
+    rest = await sync.handle(
+        CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created", continuation=True)
+    )
     assert rest.unfinished and rest.pages == 2
-    last = await sync.handle(CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created",
-                                         continuation=True))
+    last = await sync.handle(
+        CaptureTask(subscription_id="", kind="mail", mailbox=CRM, change_type="created", continuation=True)
+    )
     assert not last.unfinished and last.pages == 1
     assert cursors.values[CURSOR] == "delta:50"
     assert len(crm.activities) == 50 and written_once(crm, 50)
@@ -473,10 +475,22 @@ async def test_a_reply_in_a_shuffled_page_still_inherits_its_conversations_order
     source.shuffle = random.Random(3)
     for n in range(1, 9):  # eight conversations: an original naming an order, then a reply
         conversation = {"conversationId": f"conv-{n}"}
-        original = mail(sender=NOVAK, to=[JANA], message_id=f"<o{n}@z>", subject="Order:4",
-                        receivedDateTime=f"2026-11-30T10:0{n}:00Z", **conversation)
-        reply = mail(sender=NOVAK, to=[JANA], message_id=f"<r{n}@z>", subject="Re: thanks",
-                     receivedDateTime=f"2026-11-30T11:0{n}:00Z", **conversation)
+        original = mail(
+            sender=NOVAK,
+            to=[JANA],
+            message_id=f"<o{n}@z>",
+            subject="Order:4",
+            receivedDateTime=f"2026-11-30T10:0{n}:00Z",
+            **conversation,
+        )
+        reply = mail(
+            sender=NOVAK,
+            to=[JANA],
+            message_id=f"<r{n}@z>",
+            subject="Re: thanks",
+            receivedDateTime=f"2026-11-30T11:0{n}:00Z",
+            **conversation,
+        )
         source.add(reply, f"g-r{n}")  # the reply arrives first in the delta, and pages are shuffled
         source.add(original, f"g-o{n}")
 
@@ -503,10 +517,23 @@ async def test_a_reply_captured_a_page_before_its_original_is_linked_when_the_or
 ) -> None:
     source.page_size = 1
     conversation = {"conversationId": "conv-late"}
-    reply = mail(sender=NOVAK, to=[JANA], message_id="<reply@z>", subject="Re: quote",
-                 headers={"In-Reply-To": "<original@z>"}, receivedDateTime="2026-11-30T11:00:00Z", **conversation)
-    original = mail(sender=NOVAK, to=[JANA], message_id="<original@z>", subject="Quote Order:4",
-                    receivedDateTime="2026-11-30T10:00:00Z", **conversation)
+    reply = mail(
+        sender=NOVAK,
+        to=[JANA],
+        message_id="<reply@z>",
+        subject="Re: quote",
+        headers={"In-Reply-To": "<original@z>"},
+        receivedDateTime="2026-11-30T11:00:00Z",
+        **conversation,
+    )
+    original = mail(
+        sender=NOVAK,
+        to=[JANA],
+        message_id="<original@z>",
+        subject="Quote Order:4",
+        receivedDateTime="2026-11-30T10:00:00Z",
+        **conversation,
+    )
     other = mail(sender=NOVAK, to=[JANA], message_id="<other@z>", subject="no order, no reply", conversationId="c2")
     source.add(reply, "g-reply")  # page 1
     source.add(other, "g-other")  # page 2
@@ -533,9 +560,7 @@ async def test_two_processes_never_read_one_mailbox_at_once(
     first = MailboxSync(source, cursors, capture, leases=leases, holder="instance-1")
     second = MailboxSync(source, cursors, capture, leases=leases, holder="instance-2")
 
-    results = await asyncio.gather(
-        first.handle(task(ids[0])), second.handle(task(ids[1])), return_exceptions=True
-    )
+    results = await asyncio.gather(first.handle(task(ids[0])), second.handle(task(ids[1])), return_exceptions=True)
 
     assert source.delta_overlap == 1  # never two delta pages in flight
     busy = [r for r in results if isinstance(r, MailboxBusy)]
@@ -565,10 +590,21 @@ async def test_a_failure_between_linking_the_order_and_linking_the_replies_is_fi
 ) -> None:
     source.page_size = 1
     conversation = {"conversationId": "conv-fail"}
-    source.add(mail(sender=NOVAK, to=[JANA], message_id="<reply-f@z>", subject="Re: quote",
-                    headers={"In-Reply-To": "<original-f@z>"}, **conversation), "g-reply")
-    source.add(mail(sender=NOVAK, to=[JANA], message_id="<original-f@z>", subject="Quote Order:4",
-                    **conversation), "g-original")
+    source.add(
+        mail(
+            sender=NOVAK,
+            to=[JANA],
+            message_id="<reply-f@z>",
+            subject="Re: quote",
+            headers={"In-Reply-To": "<original-f@z>"},
+            **conversation,
+        ),
+        "g-reply",
+    )
+    source.add(
+        mail(sender=NOVAK, to=[JANA], message_id="<original-f@z>", subject="Quote Order:4", **conversation),
+        "g-original",
+    )
     crm.fail("link_conversation_activities", ServiceUnavailable("NET Genium 503"))
     sync = MailboxSync(source, cursors, capture)
 
