@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from crm_core.domain.addresses import normalize_address
+from crm_core.domain.calendar_users import account
 from crm_core.domain.mail import GraphMessage, ItemBody
 
 # The single-value extended property that carries the NET Genium activity id on an Outlook event.
@@ -38,18 +38,9 @@ class DirectoryUser(_Model):
         return [] if value is None else value
 
     def addresses(self) -> list[str]:
-        """`mail`, `userPrincipalName` and the SMTP proxy addresses, normalized, without repeats."""
-        out: list[str] = []
-        candidates = [self.mail, self.user_principal_name]
-        for proxy in self.proxy_addresses:
-            scheme, _, address = proxy.partition(":")
-            if scheme.lower() == "smtp" and address:
-                candidates.append(address)
-        for candidate in candidates:
-            address = normalize_address(candidate)
-            if address and address not in out:
-                out.append(address)
-        return out
+        """`mail`, `userPrincipalName` and the SMTP proxy addresses, normalized, without repeats
+        (the matching rule of `crm_core.domain.calendar_users.account`)."""
+        return list(account(self.id, self.mail, self.user_principal_name, self.proxy_addresses).addresses)
 
 
 class FileAttachment(_Model):

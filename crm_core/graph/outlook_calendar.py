@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_core.domain.calendar import CalendarDelta, OutlookEvent, SyncedFields, SyncWindow, body_text
-from crm_core.domain.calendar_users import Account, account
+from crm_core.domain.calendar_users import Account
 from crm_core.graph.client import GraphAdapter
 from crm_core.graph.errors import GraphNotFound, GraphRejected
 from crm_core.graph.models import DateTimeTimeZone, EventDraft, GraphEvent
@@ -129,7 +129,4 @@ class GraphCalendar:
         return await self._graph.delete_event(mailbox, event_id)
 
     async def list_accounts(self) -> Sequence[Account]:
-        return [
-            account(user.id, user.mail, user.user_principal_name, user.proxy_addresses)
-            for user in await self._graph.list_users()
-        ]
+        return [Account(user.id, tuple(user.addresses())) for user in await self._graph.list_users()]

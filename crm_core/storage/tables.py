@@ -7,6 +7,7 @@ the managed identity is used, so no storage key is ever in the app settings.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from types import TracebackType
 from typing import Any
@@ -69,6 +70,7 @@ class TableStorage:
         self._service = service
         self._prefix = prefix
         self._tables: dict[str, TableClient] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TableStorage:
@@ -88,15 +90,21 @@ class TableStorage:
         """The client of one table, which exists once this returns."""
         name = self._prefix + name
         client = self._tables.get(name)
-        if client is None:
-            try:
-                await self._service.create_table(name)
-            except ResourceExistsError:
-                pass
-            except AzureError as exc:
-                raise storage_error(exc, f"creating table {name}") from exc
-            client = self._service.get_table_client(name)
-            self._tables[name] = client
+        if client is not None:
+            return client
+        # Many tasks start at once on a cold worker: one creates the table, the others wait for it
+        # (sixteen concurrent creates made Azurite drop connections, failing whole sync runs).
+        async with self._creating.setdefault(name, asyncio.Lock()):
+            client = self._tables.get(name)
+            if client is None:
+                try:
+                    await self._service.create_table(name)
+                except ResourceExistsError:
+                    pass
+                except AzureError as exc:
+                    raise storage_error(exc, f"creating table {name}") from exc
+                client = self._service.get_table_client(name)
+                self._tables[name] = client
         return client
 
     async def close(self) -> None:

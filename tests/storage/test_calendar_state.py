@@ -201,3 +201,10 @@ async def test_concurrent_saves_and_loads_always_see_a_whole_state(storage: Tabl
     results = await asyncio.gather(*(users.save(s) for s in states[1:]), *(users.load() for _ in range(6)))
     assert all(loaded in states for loaded in results[3:])
     assert await users.load() == states[-1]
+
+
+async def test_a_table_first_used_by_sixteen_tasks_at_once_is_created_once(storage) -> None:
+    import asyncio
+
+    clients = await asyncio.gather(*(storage.table("ColdStart") for _ in range(16)))
+    assert all(client is clients[0] for client in clients)
