@@ -121,12 +121,8 @@ class CalendarRuntime:
                 await self._activity(task.activity_id)
         except Exception as exc:
             later = deferral(task, exc) if task is not None else None
-            if later is not None:
-                try:
-                    await self._rt.delayed.send_later(CALENDAR_QUEUE, later[0].model_dump_json(), later[1])
-                    return
-                except Exception:
-                    log.exception("could not queue a throttled calendar task for later")
+            if later is not None and await self._rt.defer(CALENDAR_QUEUE, exc, attempt, *later):
+                return
             await self._rt.record_failure(CALENDAR_QUEUE, body, exc, attempt)
             raise
 

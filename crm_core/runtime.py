@@ -23,6 +23,7 @@ from crm_core.domain.tasks import (
     CALENDAR_QUEUE,
     CAPTURE_QUEUE,
     LIFECYCLE_QUEUE,
+    CalendarTask,
     CaptureTask,
     LifecycleTask,
     continuation_task,
@@ -327,25 +328,28 @@ class Runtime:
             report = await self.mailbox_sync.handle(task)
         except Exception as exc:
             later = deferral(task, exc) if task is not None else None
-            if later is not None and await self._defer(body, exc, attempt, *later):
+            if later is not None and await self.defer(CAPTURE_QUEUE, exc, attempt, *later):
                 return []
             await self.record_failure(CAPTURE_QUEUE, body, exc, attempt)
             raise
         return _retry_tasks(task.mailbox, task.subscription_id, report)
 
-    async def _defer(self, body: str, exc: BaseException, attempt: int, later: CaptureTask, delay: float) -> bool:
-        """Queue `later` to run after `delay` seconds; False if even that failed (the host retries)."""
+    async def defer(
+        self, queue: str, exc: BaseException, attempt: int, later: CaptureTask | CalendarTask, delay: float
+    ) -> bool:
+        """Queue `later` on `queue` to run after `delay` seconds, noting why; False if even that
+        failed (then the host retries)."""
         try:
-            await self.delayed.send_later(CAPTURE_QUEUE, later.model_dump_json(), delay)
+            await self.delayed.send_later(queue, later.model_dump_json(), delay)
         except Exception:
-            log.exception("could not queue a throttled task for later", extra={"queue": CAPTURE_QUEUE})
+            log.exception("could not queue a throttled task for later", extra={"queue": queue})
             return False
         reason = f"throttled, tried again in {delay:.0f} s (deferral {later.deferrals}): {describe_error(exc)}"
-        log.warning("capture task deferred", extra={"queue": CAPTURE_QUEUE, "delay_s": delay, "reason": reason})
+        log.warning("task deferred", extra={"queue": queue, "delay_s": delay, "reason": reason})
         try:
-            await self.failures.record(CAPTURE_QUEUE, later.model_dump_json(), reason, attempt)
+            await self.failures.record(queue, later.model_dump_json(), reason, attempt)
         except Exception:
-            log.exception("could not record a deferral", extra={"queue": CAPTURE_QUEUE})
+            log.exception("could not record a deferral", extra={"queue": queue})
         return True
 
     async def run_lifecycle_task(self, body: str, attempt: int) -> None:
