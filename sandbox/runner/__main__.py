@@ -22,8 +22,11 @@ from sandbox.runner.functions import FunctionLoadError
 from sandbox.runner.host import FunctionsHost
 from sandbox.runner.host_config import load_host_config
 from sandbox.runner.indexing import load_local_settings
+from sandbox.runner.supervisor import WORKER_SETTING, run_supervisor
 
 log = logging.getLogger("sandbox.runner")
+
+MESSAGE_LEASE_SETTING = "SANDBOX_RUNNER_MESSAGE_LEASE"
 
 
 def _configure_logging(level: int) -> None:
@@ -46,15 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--message-lease",
         type=float,
-        default=600.0,
-        help="seconds a received queue message stays invisible while it runs, renewed at half (host: 600)",
+        default=float(os.environ.get(MESSAGE_LEASE_SETTING) or 600.0),
+        help="seconds a received queue message stays invisible while it runs, renewed at half (host: 600; "
+        f"the app setting {MESSAGE_LEASE_SETTING} sets the default)",
     )
     parser.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds running invocations get at stop")
     parser.add_argument("--disable", action="append", default=[], metavar="FUNCTION", help="do not run this function")
     parser.add_argument(
         "--functions", nargs="+", metavar="FUNCTION", help="run only these functions (as `func start --functions`)"
     )
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        default=os.environ.get(WORKER_SETTING, "").lower() in ("1", "true"),
+        help="run the host and the app in a child process that POST /admin/sandbox/worker/kill can kill and "
+        f"restart (the app setting {WORKER_SETTING}=1 sets this)",
+    )
     args = parser.parse_args(argv)
+    if args.worker_process:
+        return run_supervisor(args.port, sys.argv[1:] if argv is None else argv, args.shutdown_grace)
     app_dir: Path = args.app_dir.resolve()
     load_local_settings(app_dir, os.environ)
     try:

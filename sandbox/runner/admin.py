@@ -20,6 +20,7 @@ from azure.core.exceptions import AzureError
 from azure.functions.queue import QueueMessage as TriggerQueueMessage
 from azure.functions.timer import TimerRequest
 
+from sandbox.runner.faults import RunnerFaults
 from sandbox.runner.functions import FunctionSpec, TriggerValue
 from sandbox.runner.invocation import Invoker
 from sandbox.runner.queues import QueueListener, message_count
@@ -37,7 +38,9 @@ class AdminEndpoints:
         functions: list[FunctionSpec],
         listeners: list[QueueListener],
         invoker: Invoker,
+        faults: RunnerFaults | None = None,
     ) -> None:
+        self.faults = faults if faults is not None else RunnerFaults()
         self.state = state
         self.functions = functions
         self.listeners = listeners
@@ -50,6 +53,9 @@ class AdminEndpoints:
         application.router.add_get("/admin/functions", self.list_functions)
         application.router.add_post("/admin/functions/{name}", self.invoke)
         application.router.add_get("/admin/sandbox/status", self.sandbox_status)
+        application.router.add_get("/admin/sandbox/faults", self.get_faults)
+        application.router.add_post("/admin/sandbox/faults", self.set_faults)
+        application.router.add_delete("/admin/sandbox/faults", self.clear_faults)
 
     async def status(self, _request: web.Request) -> web.Response:
         """503 until the host runs, so that a health check waits for the start to finish."""
@@ -114,3 +120,18 @@ class AdminEndpoints:
             "invocations": {name: c.as_json() for name, c in self.invoker.counters.items()},
         }
         return web.json_response(body)
+
+    async def get_faults(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.faults.as_json())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        """`{"duplicate_next": N, "queue": name}`: the next N messages of that trigger queue arrive twice."""
+        try:
+            self.faults.update(await request.json() if request.can_read_body else {})
+        except (ValueError, json.JSONDecodeError) as error:
+            return web.json_response({"error": str(error)}, status=400)
+        return web.json_response(self.faults.as_json())
+
+    async def clear_faults(self, _request: web.Request) -> web.Response:
+        self.faults.clear()
+        return web.json_response(self.faults.as_json())

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from sandbox.launch import REPO_ROOT
 from sandbox.runner.admin import AdminEndpoints
+from sandbox.runner.faults import RunnerFaults
 from sandbox.runner.functions import FunctionLoadError, FunctionSpec
 from sandbox.runner.host_config import HostConfig, load_host_config
 from sandbox.runner.http_triggers import HttpTriggers
@@ -64,6 +65,7 @@ class FunctionsHost:
         self._web: web.AppRunner | None = None
         self._timers: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self.faults = RunnerFaults()
 
     @property
     def base_url(self) -> str:
@@ -99,7 +101,7 @@ class FunctionsHost:
         )
         await self._open_queues(invoker)
         self._web, self.port = await start_web(
-            AdminEndpoints(self._state, self.functions, self.listeners, invoker),
+            AdminEndpoints(self._state, self.functions, self.listeners, invoker, self.faults),
             HttpTriggers(self._state, self.functions, self.config.route_prefix, invoker.invoke),
             self.bind,
             self.port,
@@ -185,5 +187,5 @@ class FunctionsHost:
             await ensure_queue(client)
             poison = self._clients.get(binding, f"{binding.queue_name}-poison")
             self.listeners.append(
-                QueueListener(invoker.invoke, spec, client, poison, self.config.queues, self.message_lease)
+                QueueListener(invoker.invoke, spec, client, poison, self.config.queues, self.message_lease, self.faults)
             )

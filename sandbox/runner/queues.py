@@ -20,6 +20,7 @@ from azure.storage.queue import QueueMessage as StorageQueueMessage
 from azure.storage.queue.aio import QueueClient
 
 from sandbox.runner.bindings import decode_queue_message
+from sandbox.runner.faults import RunnerFaults
 from sandbox.runner.functions import FunctionLoadError, FunctionSpec, Invoke, QueueBinding, report_crash
 from sandbox.runner.host_config import QueueSettings
 
@@ -95,8 +96,10 @@ class QueueListener:
         poison: QueueClient,
         settings: QueueSettings,
         lease_seconds: float,
+        faults: RunnerFaults | None = None,
     ) -> None:
         self.invoke = invoke
+        self.faults = faults
         self.spec = spec
         self.client = client
         self.poison = poison
@@ -199,6 +202,11 @@ class QueueListener:
             time_next_visible=message.next_visible_on,
             pop_receipt=message.pop_receipt,
         )
+        if self.faults is not None and self.faults.take_duplicate(self.queue_name):
+            # At-least-once delivery: the same text arrives a second time, as its own message.
+            await self.client.send_message(message.content or "")
+            self.wake.set()
+            log.warning("queue %s: message %s delivered twice (injected fault)", self.queue_name, message.id)
         lease = _Lease(self.client, message, self.lease_seconds)
         lease.start()
         failed = False
