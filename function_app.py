@@ -53,6 +53,15 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(health.report()), status_code=200, mimetype="application/json")
 
 
+@app.function_name("status")
+@app.route(route="status", methods=["GET"])
+async def status(req: func.HttpRequest) -> func.HttpResponse:
+    """The status page (function key in Azure): capture's last 24 hours, subscriptions, poison queues,
+    unmatched correspondents and calendar sync, from the service's tables; `?format=json` for JSON."""
+    page = await get_runtime(settings).status_page(req.params.get("format"))
+    return func.HttpResponse(page.body, status_code=200, mimetype=page.mimetype, headers=page.headers)
+
+
 @app.function_name("notifications")
 @app.route(route="notifications", methods=["POST"])
 @app.queue_output(arg_name="tasks", queue_name=CAPTURE_QUEUE, connection=STORAGE)

@@ -34,6 +34,7 @@ from crm_core.domain.tasks import (
 # function_app stays cheap (cold start) and the webhook never loads the NET Genium or Graph SDKs.
 if TYPE_CHECKING:
     from crm_core.calendar_runtime import CalendarRuntime
+    from crm_core.domain.status_page import StatusResponse
     from crm_core.graph.client import GraphAdapter
     from crm_core.netgenium.client import NetGeniumClient
     from crm_core.storage.failures import FailureLog
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from crm_core.storage.queues import DelayedQueue
     from crm_core.storage.subscriptions import SubscriptionStore
     from crm_core.storage.tables import TableStorage
+    from crm_core.usecases.backfill import Backfill
     from crm_core.usecases.mail_capture import MailCapture
     from crm_core.usecases.mailbox_sync import MailboxSync, SyncReport
     from crm_core.usecases.notification_intake import Intake
@@ -173,9 +175,9 @@ class _Probes:
 class Runtime:
     """Everything one Functions worker process needs, built lazily from the settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, worker: str | None = None) -> None:
         self.settings = settings
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         # httpx logs every request URL at INFO; NET Genium filters carry customers' addresses.
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -296,6 +298,21 @@ class Runtime:
             resync_calendar=self._resync_calendar,
         )
 
+    def backfill(self, *, page_size: int | None = None) -> Backfill:
+        """`crmservice backfill`: the CRM mailbox's older mail through this runtime's capture (build
+        the runtime with a stable `worker`, so that a resumed run takes over its own claims)."""
+        from crm_core.storage.cursors import SyncCursors
+        from crm_core.usecases.backfill import Backfill
+
+        return Backfill(
+            self.graph,
+            SyncCursors(self.storage),
+            self.capture,
+            self.ledger,
+            mailbox=self.settings.crm_mailbox,
+            page_size=page_size,
+        )
+
     # ---- entry points --------------------------------------------------------------------------
 
     async def accept_notifications(self, body: bytes) -> Intake:
@@ -351,6 +368,28 @@ class Runtime:
         except Exception:
             log.exception("could not record a deferral", extra={"queue": queue})
         return True
+
+    async def status_page(self, format: str | None = None) -> StatusResponse:
+        """The status page (with `format="json"` its figures as JSON), from the service's stores."""
+        from crm_core.domain.status_page import status_response
+        from crm_core.storage.calendar import CalendarConflicts, CalendarUsers
+        from crm_core.storage.correspondents import UnmatchedCorrespondents
+        from crm_core.storage.cursors import SyncCursors
+        from crm_core.storage.queues import PoisonQueues
+        from crm_core.usecases.operator_queries import OperatorState
+        from crm_core.usecases.status_report import StatusSources, status_report
+
+        storage = self.storage
+        state = OperatorState(
+            ledger=self.ledger,
+            correspondents=UnmatchedCorrespondents(storage),
+            poison=PoisonQueues(self.settings.azure_web_jobs_storage.get_secret_value(), self.failures),
+            calendar_users=CalendarUsers(storage),
+            calendar_conflicts=CalendarConflicts(storage),
+            cursors=SyncCursors(storage),
+        )
+        report = await status_report(StatusSources(state, self.ledger, self.subscriptions, self.delayed))
+        return status_response(report, format)
 
     async def run_lifecycle_task(self, body: str, attempt: int) -> None:
         try:

@@ -25,6 +25,7 @@ from crm_core.domain.state import ClaimOutcome as ClaimOutcome
 from crm_core.domain.state import LedgerEntry as LedgerEntry
 from crm_core.domain.state import LedgerState as LedgerState
 from crm_core.domain.state import claim_outcome
+from crm_core.domain.status import LedgerOutcome
 from crm_core.storage.tables import (
     CONVERSATIONS_TABLE,
     LEDGER_TABLE,
@@ -206,6 +207,39 @@ class CaptureLedger:
             raise storage_error(exc, "noting an unlinked reply") from exc
         return await self.conversation_order(conversation_id)
 
+    async def completed_since(self, since: datetime) -> list[LedgerOutcome]:
+        """Rows completed (written or skipped) at or after `since`, for the status page.
+
+        The ledger is keyed by the hash of the Message-ID, so there is no index by time: this is a
+        filtered scan (`CompletedAt ge since`, the row's own time, not the service's `Timestamp`),
+        and only four properties come back, never the reasons past the first. The server still reads
+        every partition; the answer holds only the window's rows.
+        """
+        table = await self._storage.table(LEDGER_TABLE)
+        try:
+            rows = table.query_entities(
+                "CompletedAt ge @since",
+                parameters={"since": since},
+                select=["MessageId", "State", "CompletedAt", "Reasons"],
+            )
+            return [outcome async for entity in rows if (outcome := _outcome(entity)) is not None]
+        except AzureError as exc:
+            raise storage_error(exc, "reading the ledger's recent rows") from exc
+
+    async def last_written(self, since: datetime) -> LedgerOutcome | None:
+        """The newest written row completed at or after `since` (a bounded look back), if any."""
+        table = await self._storage.table(LEDGER_TABLE)
+        try:
+            rows = table.query_entities(
+                "State eq @written and CompletedAt ge @since",
+                parameters={"written": LedgerState.WRITTEN.value, "since": since},
+                select=["MessageId", "State", "CompletedAt"],
+            )
+            found = [outcome async for entity in rows if (outcome := _outcome(entity)) is not None]
+        except AzureError as exc:
+            raise storage_error(exc, "reading the ledger's last written row") from exc
+        return max(found, key=lambda row: row.completed_at) if found else None
+
     async def entries(self) -> list[LedgerEntry]:
         """Every row (for the sandbox's replay report and for operators; not on a hot path)."""
         table = await self._storage.table(LEDGER_TABLE)
@@ -213,6 +247,19 @@ class CaptureLedger:
             return [_entry(entity) async for entity in table.list_entities()]
         except AzureError as exc:
             raise storage_error(exc, "listing the ledger") from exc
+
+
+def _outcome(entity: Any) -> LedgerOutcome | None:
+    completed = entity.get("CompletedAt")
+    if not isinstance(completed, datetime):
+        return None
+    reasons = json.loads(entity.get("Reasons") or "[]")
+    return LedgerOutcome(
+        message_id=str(entity.get("MessageId", "")),
+        state=LedgerState(entity["State"]),
+        completed_at=completed,
+        reason=str(reasons[0]) if reasons else None,
+    )
 
 
 def _entry_from(entity: dict[str, Any], etag: str | None) -> LedgerEntry:
