@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from crm_core.domain.errors import ExternalServiceError
@@ -218,3 +219,127 @@ async def _run_subscriptions(args: argparse.Namespace, settings: Settings) -> in
         return EXIT_OK if views and all(v.agree for v in views) else EXIT_PROBLEM
     finally:
         await runtime.aclose()
+
+
+# ---- backfill ----------------------------------------------------------------------------------
+
+
+def parse_date(text: str) -> datetime:
+    """A command-line date: `2024-01-31` (midnight UTC) or an ISO 8601 time (UTC unless it says)."""
+    from datetime import UTC
+
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (expected YYYY-MM-DD or an ISO 8601 time)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """`crmservice backfill --since DATE [--until DATE] [--dry-run]`: the mail older than the first
+    run's cutoff, through the live capture; resumable, with a progress bar on stderr."""
+    import asyncio
+    from datetime import UTC, timedelta
+
+    if args.page_size is not None and not 1 <= args.page_size <= 1000:
+        print("crmservice backfill: --page-size must be 1..1000", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = _load_settings("backfill")
+    if settings is None:
+        return EXIT_BAD_INPUT
+    until = args.until or datetime.now(UTC) - timedelta(days=settings.crm_initial_sync_days)
+    if args.since >= until:
+        what = "--until" if args.until else f"the first run's cutoff ({settings.crm_initial_sync_days} days back)"
+        print(
+            f"crmservice backfill: --since {args.since.isoformat()} is not before {what}, {until.isoformat()}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    try:
+        return asyncio.run(_run_backfill(args, settings, args.since, until))
+    except KeyboardInterrupt:
+        print(
+            "crmservice backfill: interrupted; the mails of every finished page are recorded, and the same "
+            "command continues where this run stopped",
+            file=sys.stderr,
+        )
+        return 130
+    except ExternalServiceError as exc:
+        from crm_core.runtime import secret_values
+        from crm_core.usecases.preflight import mask
+
+        print(f"crmservice backfill: stopped: {mask(str(exc), secret_values(settings))}", file=sys.stderr)
+        print("crmservice backfill: run the same command again to continue", file=sys.stderr)
+        return EXIT_PROBLEM
+
+
+def _backfill_line(item: Any) -> dict[str, Any]:
+    """A dry run's line: `explain`'s object with the mail's received time and what would happen."""
+    from crm_core.cli import explanation
+
+    out: dict[str, Any] = {"message_id": item.message_id, "received": item.received, "would": item.outcome}
+    if item.decision is not None:
+        out.update(explanation(item.decision))
+    if item.ledger_state is not None:
+        out["ledger_state"] = item.ledger_state
+    return out
+
+
+async def _run_backfill(args: argparse.Namespace, settings: Settings, since: datetime, until: datetime) -> int:
+    import socket
+
+    from crm_core.runtime import Runtime
+
+    # One worker name per host: a run that follows an interrupted one takes over its claims at once.
+    runtime = Runtime(settings, worker=f"backfill@{socket.gethostname()}")
+    bar: Any = None
+
+    def started(report: Any) -> None:
+        nonlocal bar
+        if report.resumed_from:
+            print(f"resuming from {report.resumed_from} ({report.mails} mails done before)", file=sys.stderr)
+        if args.dry_run or args.no_progress:
+            return
+        from tqdm import tqdm  # type: ignore[import-untyped]  # lazily: only the backfill draws a bar
+
+        bar = tqdm(
+            total=report.total, initial=report.mails, unit="mail", desc="backfill", file=sys.stderr, mininterval=0.2
+        )
+
+    def done(item: Any) -> None:
+        if args.dry_run:
+            print(json.dumps(_backfill_line(item), ensure_ascii=False), flush=True)
+        elif bar is not None:
+            bar.update(1)
+
+    try:
+        report = await runtime.backfill(page_size=args.page_size).run(
+            since, until, dry_run=args.dry_run, restart=args.restart, on_start=started, on_item=done
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        await runtime.aclose()
+    summary = {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "dry_run": bool(args.dry_run),
+        "already_done": report.already_done,
+        "resumed_from": report.resumed_from,
+        "mails": report.mails,
+        "outcomes": dict(sorted(report.outcomes.items())),
+        "failed": report.failed,
+    }
+    if report.already_done:
+        text = [f"this range was backfilled already ({report.mails} mails); --restart reads it again"]
+    else:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(report.outcomes.items())) or "no mail"
+        text = [f"backfill {since.date()} .. {until.date()}{' (dry run)' if args.dry_run else ''}: {counts}"]
+        text += [f"  failed: {message_id}" for message_id in report.failed]
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        stream = sys.stderr if args.dry_run else sys.stdout  # a dry run's stdout is its JSON lines
+        for line in text:
+            print(line, file=stream)
+    return EXIT_PROBLEM if report.failed else EXIT_OK

@@ -83,6 +83,15 @@ class DeltaPage(_Model):
     requests: int = 1
 
 
+class MessagePage(_Model):
+    """One page of a folder's messages listed by received time (the backfill's reading):
+    `next_link` continues the listing, None on the last page."""
+
+    messages: list[GraphMessage] = Field(default_factory=list)
+    next_link: str | None = None
+    requests: int = 1
+
+
 class DateTimeTimeZone(_Model):
     """Graph's `dateTimeTimeZone`: a wall-clock time and the zone it is in (UTC in our requests)."""
 

@@ -208,6 +208,10 @@ class MailCapture:
             by_address.setdefault(normalize_address(contact.email), []).append(contact)
         return PageContacts(frozenset(asked | user_addresses), by_address)
 
+    async def decision(self, message: GraphMessage, *, contacts: PageContacts | None = None) -> Decision:
+        """What `capture` would decide for this mail, with nothing claimed or written (a dry run)."""
+        return await self._decide(message, contacts)
+
     def _participants(self, message: GraphMessage) -> set[str]:
         """The addresses the decision looks up: everyone but the CRM mailbox and the exclusions."""
         addresses = {message.sender_address, *message.recipient_addresses()}
