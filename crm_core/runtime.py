@@ -104,7 +104,7 @@ async def preflight_probes(settings: Settings) -> AsyncIterator[Probes]:
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret the settings hold, for masking whatever an operator command prints."""
-    from urllib.parse import parse_qs, urlsplit
+    from urllib.parse import parse_qs, unquote, urlsplit
 
     values = [
         settings.netgenium_api_key.get_secret_value(),
@@ -112,6 +112,8 @@ def secret_values(settings: Settings) -> list[str]:
         settings.graph_static_token.get_secret_value(),
         settings.azure_web_jobs_storage.get_secret_value(),
     ]
+    database = settings.netgenium_database_url.get_secret_value()
+    values += [database, unquote(urlsplit(database).password or "")]
     connection = settings.azure_web_jobs_storage.get_secret_value()
     values += [part.split("=", 1)[1] for part in connection.split(";") if part.lower().startswith("accountkey=")]
     for url in (settings.crm_notification_url, settings.crm_lifecycle_url):

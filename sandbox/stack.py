@@ -61,6 +61,9 @@ def _records(entity: str, items: Iterable[Mapping[str, Any]]) -> tuple[str, list
 
 GraphProfile = Literal["real", "ideal"]
 NetGeniumBackend = Literal["sqlite", "firebird"]
+# How the app reaches NET Genium: the record API over HTTP (the emulator), or direct mode on the
+# emulator's own Firebird database (NETGENIUM_DATABASE_URL), the emulator kept for the admin API.
+NetGeniumMode = Literal["http", "direct"]
 
 
 class SandboxStack:
@@ -79,9 +82,13 @@ class SandboxStack:
         graph_profile: GraphProfile = "real",
         seed: int | None = None,
         netgenium: NetGeniumBackend = "sqlite",
+        netgenium_mode: NetGeniumMode = "http",
     ) -> None:
         if graph_profile not in ("real", "ideal"):
             raise ValueError(f"graph_profile must be 'real' or 'ideal', not {graph_profile!r}")
+        if netgenium_mode == "direct" and netgenium != "firebird":
+            raise ValueError("direct mode needs a database server the app can reach: netgenium='firebird'")
+        self.netgenium_mode = netgenium_mode
         self.directory = directory
         self.graph_profile = graph_profile
         self.seed = self.default_seed if seed is None else seed
@@ -143,11 +150,18 @@ class SandboxStack:
             "GRAPH_AUTH": "static_token",
             "GRAPH_STATIC_TOKEN": GRAPH_TOKEN,
             "GRAPH_BASE_URL": f"{self.graph.base_url}/v1.0",
-            "NETGENIUM_BASE_URL": self.netgenium.base_url,
-            "NETGENIUM_API_KEY": NETGENIUM_KEY,
+            **self.netgenium_settings(),
             "AzureWebJobsStorage": self.azurite.connection_string,
             **self.extra_settings,
         }
+
+    def netgenium_settings(self) -> dict[str, str]:
+        """NETGENIUM_BASE_URL and its key, or in direct mode the emulator's database URL."""
+        assert self.netgenium is not None
+        if self.netgenium_mode == "direct":
+            assert self.firebird is not None
+            return {"NETGENIUM_DATABASE_URL": self.firebird.url("netgenium"), "CRM_CALENDAR_TIME_ZONE": "Europe/Prague"}
+        return {"NETGENIUM_BASE_URL": self.netgenium.base_url, "NETGENIUM_API_KEY": NETGENIUM_KEY}
 
     def _start_runner(self, *, primary: bool) -> ServerProcess:
         port = free_port()

@@ -139,8 +139,24 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="the bearer token the Graph emulator accepts"
     )
 
-    netgenium_base_url: str = Field(description="the NET Genium record API base URL, https (http only on loopback)")
-    netgenium_api_key: SecretStr = Field(description="the NET Genium record API key")
+    netgenium_base_url: str = Field(
+        default="", description="the NET Genium record API base URL, https (http only on loopback)"
+    )
+    netgenium_api_key: SecretStr = Field(default=SecretStr(""), description="the NET Genium record API key")
+    netgenium_database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "direct mode instead of NETGENIUM_BASE_URL: the NET Genium database's SQLAlchemy URL "
+            "(mssql+pyodbc://... or firebird://...), for the bridge's store run in this process"
+        ),
+    )
+    netgenium_files_folder: str = Field(
+        default="",
+        description=(
+            "direct mode: the installation's files folder when file columns keep file names and the "
+            "bytes live in that folder (empty: the bytes are kept in the database)"
+        ),
+    )
     netgenium_api_key_header: str = Field(
         default="X-Api-Key", description="the header that carries the NET Genium API key"
     )
@@ -164,7 +180,10 @@ class Settings(BaseSettings):
     sync_days_ahead: int = Field(default=365, ge=1, le=3650, description="days ahead (1..3650)")
     crm_calendar_time_zone: str = Field(
         default="Europe/Prague",
-        description="the IANA time zone NET Genium keeps dates in (all-day activities are midnights there)",
+        description=(
+            "the IANA time zone NET Genium keeps dates in (all-day activities are midnights there; "
+            "direct mode converts the database's dates with it)"
+        ),
     )
     crm_calendar_private_subject: str = Field(
         default="Busy",
@@ -231,10 +250,24 @@ class Settings(BaseSettings):
             out.append(address)
         return out
 
-    @field_validator("netgenium_base_url", "graph_base_url")
+    @field_validator("graph_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _checked_url(value)
+
+    @field_validator("netgenium_base_url")
+    @classmethod
+    def _optional_url(cls, value: str) -> str:
+        return _checked_url(value) if value.strip() else ""
+
+    @field_validator("netgenium_database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text and not re.fullmatch(r"(mssql|firebird|sqlite)(\+[a-z0-9_]+)?://.*", text):
+            # the message names the problem, never the URL (it holds the database password)
+            raise ValueError("expected an SQLAlchemy URL of mssql+pyodbc://, firebird:// or sqlite://")
+        return SecretStr(text)
 
     @field_validator("crm_notification_url", "crm_lifecycle_url")
     @classmethod
@@ -254,9 +287,29 @@ class Settings(BaseSettings):
     @field_validator("netgenium_api_key")
     @classmethod
     def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        text = value.get_secret_value()
+        if text and not text.strip():  # empty is unset (direct mode needs none); spaces are a mistake
             raise ValueError("expected a non-empty value")
         return value
+
+    @model_validator(mode="after")
+    def _netgenium_mode(self) -> Self:
+        """NET Genium over its record API (a base URL and a key), or direct mode (a database URL)."""
+        over_http = bool(self.netgenium_base_url)
+        direct = bool(self.netgenium_database_url.get_secret_value())
+        if over_http and direct:
+            raise SettingsError(
+                "NETGENIUM_BASE_URL and NETGENIUM_DATABASE_URL are both set: expected one of them "
+                "(the record API over HTTP, or direct mode on the database)"
+            )
+        if not over_http and not direct:
+            raise SettingsError(
+                "NETGENIUM_BASE_URL is missing: expected the NET Genium record API base URL, https "
+                "(or NETGENIUM_DATABASE_URL for direct mode)"
+            )
+        if over_http and not self.netgenium_api_key.get_secret_value().strip():
+            raise SettingsError("NETGENIUM_API_KEY is missing: expected the NET Genium record API key")
+        return self
 
     @model_validator(mode="after")
     def _storage(self) -> Self:

@@ -16,7 +16,7 @@ from crm_core.netgenium.fit import fit_identifier
 from crm_core.netgenium.mapping import base_filter, calendar_activity_values, calendar_from_record
 from crm_core.netgenium.models import CalendarActivity
 from crm_core.netgenium.schema_map import SchemaMap
-from crm_core.netgenium.transport import NetGeniumTransport
+from crm_core.netgenium.transport import RecordTransport
 
 logger = logging.getLogger("crm_core.netgenium.calendar")
 
@@ -24,7 +24,7 @@ logger = logging.getLogger("crm_core.netgenium.calendar")
 class CalendarActivities:
     """Find, write and delete calendar activities; list those changed since a watermark."""
 
-    transport: NetGeniumTransport
+    transport: RecordTransport
     schema_map: SchemaMap
 
     async def find_calendar_activity_by_event_id(self, event_id: str) -> int | None:

@@ -50,7 +50,7 @@ from crm_core.netgenium.models import (
 )
 from crm_core.netgenium.retry import RetryPolicy
 from crm_core.netgenium.schema_map import EntityMap, SchemaMap, load_schema_map
-from crm_core.netgenium.transport import NetGeniumTransport
+from crm_core.netgenium.transport import NetGeniumTransport, RecordTransport
 
 if TYPE_CHECKING:
     from crm_core.domain.settings import Settings
@@ -79,7 +79,7 @@ class NetGeniumClient(CalendarActivities):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.transport = NetGeniumTransport(
+        http = NetGeniumTransport(
             base_url,
             api_key,
             api_key_header=api_key_header,
@@ -91,19 +91,53 @@ class NetGeniumClient(CalendarActivities):
             sleep=sleep,
             transport=transport,
         )
+        self._configure(http, schema_map, max_in_values, max_filter_chars, max_attachment_bytes)
+
+    def _configure(
+        self,
+        transport: RecordTransport,
+        schema_map: SchemaMap | None,
+        max_in_values: int,
+        max_filter_chars: int,
+        max_attachment_bytes: int,
+    ) -> None:
+        self.transport: RecordTransport = transport
         self.schema_map = schema_map or load_schema_map(None)
         self.max_in_values = min(max_in_values, 500)
         self.max_filter_chars = max_filter_chars
         self.max_attachment_bytes = max_attachment_bytes
 
     @classmethod
+    def over(
+        cls,
+        transport: RecordTransport,
+        *,
+        schema_map: SchemaMap | None = None,
+        max_in_values: int = 100,
+        max_filter_chars: int = 1500,
+        max_attachment_bytes: int = 25 * 1024 * 1024,
+    ) -> NetGeniumClient:
+        """The client over a record transport other than HTTP (direct mode's store in this process)."""
+        client = cls.__new__(cls)
+        client._configure(transport, schema_map, max_in_values, max_filter_chars, max_attachment_bytes)
+        return client
+
+    @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> NetGeniumClient:
-        """The client the app uses, configured from its app settings (NETGENIUM_*)."""
+        """The client the app uses, configured from its app settings (NETGENIUM_*): the record API
+        over HTTP at NETGENIUM_BASE_URL, or, in direct mode (NETGENIUM_DATABASE_URL), the bridge's
+        store in this process, imported only then (it brings SQLAlchemy and a database driver)."""
+        schema_map = load_schema_map(settings.netgenium_schema_map)
+        if settings.netgenium_database_url.get_secret_value():
+            from crm_core.netgenium.direct import StoreTransport
+
+            direct = StoreTransport.from_settings(settings, schema_map, **options)
+            return cls.over(direct, schema_map=schema_map)
         return cls(
             settings.netgenium_base_url,
             settings.netgenium_api_key,
             api_key_header=settings.netgenium_api_key_header,
-            schema_map=load_schema_map(settings.netgenium_schema_map),
+            schema_map=schema_map,
             **options,
         )
 

@@ -23,7 +23,7 @@ import asyncio
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -57,6 +57,84 @@ def _is_loopback(host: str | None) -> bool:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def contract_error(status: int, code: str | None, what: str, *, retry_after: float | None = None) -> Exception:
+    """The typed error for a contract error answer (openapi.yaml), whichever way it came.
+
+    429 and 503 mean the contract guarantees nothing was done; any other 5xx may have been
+    carried out (`ambiguous`), which decides whether a write may be repeated.
+    """
+    if status in (401, 403):
+        return NetGeniumAuthError(what, status=status, code=code)
+    if status == 404:
+        return NetGeniumNotFound(what, status=status, code=code)
+    if status == 409:
+        return NetGeniumConflict(what, status=status, code=code)
+    if status == 429 or status >= 500:
+        return NetGeniumUnavailable(
+            what, status=status, code=code, retry_after=retry_after, ambiguous=status not in NOT_CARRIED_OUT
+        )
+    return NetGeniumRejected(what, status=status, code=code)
+
+
+def retry_decision(idempotent: bool) -> Callable[[BaseException], bool]:
+    """Whether a failed request may be sent again: a retryable status, and a write only when
+    repeating it is harmless or it was certainly not carried out."""
+
+    def retryable(exc: BaseException) -> bool:
+        if not isinstance(exc, NetGeniumUnavailable):
+            return False
+        if exc.status is not None and exc.status not in RETRY_STATUSES:
+            return False
+        return idempotent or not exc.ambiguous
+
+    return retryable
+
+
+def retry_after_hint(exc: BaseException) -> float | None:
+    """The wait an unavailable answer asked for."""
+    return exc.retry_after if isinstance(exc, NetGeniumUnavailable) else None
+
+
+class RecordTransport(Protocol):
+    """How the client reaches the record API: over HTTP (`NetGeniumTransport`), or in this
+    process over the bridge's store (`crm_core.netgenium.direct`, direct mode)."""
+
+    base_url: str
+    api_key_header: str
+    retry: RetryPolicy
+    page_size: int
+
+    async def aclose(self) -> None: ...
+    async def health(self) -> dict[str, Any]: ...
+    async def get_table(self, table: str) -> TableInfo: ...
+    def iter_records(
+        self,
+        table: str,
+        filter: f.Filter | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]: ...
+    async def query(
+        self,
+        table: str,
+        filter: f.Filter | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        orderby: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+    async def get_record(
+        self, table: str, record_id: int, *, columns: Sequence[str] | None = None
+    ) -> dict[str, Any]: ...
+    async def insert(self, table: str, values: dict[str, Any], *, repeatable: bool = False) -> int: ...
+    async def update(self, table: str, record_id: int, values: dict[str, Any]) -> None: ...
+    async def delete(self, table: str, record_id: int) -> None: ...
+    async def attach_file(
+        self, table: str, record_id: int, column: str, filename: str, content: bytes
+    ) -> StoredFile: ...
 
 
 class NetGeniumTransport:
@@ -154,19 +232,7 @@ class NetGeniumTransport:
                 status=status,
                 code=code,
             )
-        if status == 404:
-            return NetGeniumNotFound(what, status=status, code=code)
-        if status == 409:
-            return NetGeniumConflict(what, status=status, code=code)
-        if status == 429 or status >= 500:
-            return NetGeniumUnavailable(
-                what,
-                status=status,
-                code=code,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                ambiguous=status not in NOT_CARRIED_OUT,
-            )
-        return NetGeniumRejected(what, status=status, code=code)
+        return contract_error(status, code, what, retry_after=parse_retry_after(response.headers.get("Retry-After")))
 
     async def _request(
         self,
@@ -179,21 +245,11 @@ class NetGeniumTransport:
         headers: dict[str, str] | None = None,
         idempotent: bool = True,
     ) -> httpx.Response:
-        def retryable(exc: BaseException) -> bool:
-            if not isinstance(exc, NetGeniumUnavailable):
-                return False
-            if exc.status is not None and exc.status not in RETRY_STATUSES:
-                return False
-            return idempotent or not exc.ambiguous
-
-        def hint(exc: BaseException) -> float | None:
-            return exc.retry_after if isinstance(exc, NetGeniumUnavailable) else None
-
         return await retry_async(
             lambda: self._send_once(method, path, params=params, json=json, content=content, headers=headers),
             policy=self.retry,
-            is_retryable=retryable,
-            retry_after_of=hint,
+            is_retryable=retry_decision(idempotent),
+            retry_after_of=retry_after_hint,
             sleep=self._sleep,
             description=f"NET Genium {method} {path}",
         )

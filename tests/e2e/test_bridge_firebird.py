@@ -1,7 +1,8 @@
 """The whole service with the NET Genium bridge on a real Firebird 3 server.
 
 One end-to-end capture through the local runner (Graph emulator → webhook → queue → capture →
-bridge → Firebird), with a retried write and an attachment; and `crmservice sandbox replay
+bridge → Firebird), with a retried write and an attachment, and the same capture in direct mode
+(the app on the database itself, no bridge in between); and `crmservice sandbox replay
 --netgenium firebird` printing exactly what the SQLite sandbox prints for the same mails.
 """
 
@@ -11,17 +12,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from sandbox.stack import SandboxStack
+from sandbox.stack import NetGeniumMode, SandboxStack
 from tests.e2e.conftest import CONTACTS, CRM, DIRECTORY, USERS
 from tests.unit.messages import mail
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_mail_is_captured_into_firebird_once_with_its_attachment() -> None:
-    with SandboxStack(DIRECTORY, netgenium="firebird") as stack:
+@pytest.mark.parametrize("mode", ["http", "direct"])
+def test_a_mail_is_captured_into_firebird_once_with_its_attachment(mode: NetGeniumMode) -> None:
+    """The same capture over the bridge's HTTP API and in direct mode (NETGENIUM_DATABASE_URL)."""
+    with SandboxStack(DIRECTORY, netgenium="firebird", netgenium_mode=mode) as stack:
         assert stack.firebird is not None
         message = mail(
             sender=CONTACTS[0].email,
@@ -31,9 +35,13 @@ def test_a_mail_is_captured_into_firebird_once_with_its_attachment() -> None:
             message_id="<fb-1@e2e.example>",
         )
         message["attachments"] = [{"name": "offer.txt", "contentType": "text/plain", "contentBytes": "aGVsbG8="}]
-        stack.netgenium_faults(lose_next=1, operations=["insert"])  # the first insert's answer is lost
+        if mode == "http":
+            stack.netgenium_faults(lose_next=1, operations=["insert"])  # the first insert's answer is lost
+        stack.reset_counts()
         stack.deliver(message)
         stack.settle(timeout=180)
+        # Direct mode never called the record API: the emulator served only what the test asked.
+        assert (stack.request_counts()["netgenium"] == 0) == (mode == "direct")
         report = stack.report()
         [activity] = report["activities"]
         assert activity["message_id"] == "<fb-1@e2e.example>" and activity["contacts"] == [CONTACTS[0].id]
