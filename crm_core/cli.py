@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     poison = commands.add_parser("poison", help="queue items that failed for good: why, and another try")
     poison_commands = poison.add_subparsers(dest="poison_command", required=True, metavar="COMMAND")
     for name, text in (
-        ("list", "print each poison item with its attempts and the reason of its last failure"),
+        ("list", "print each poison item with its attempts and the reason of its last failure (exit 1: some)"),
         ("replay", "move every poison item back to its queue for another try"),
     ):
         command = poison_commands.add_parser(name, help=text, description=text)

@@ -49,8 +49,11 @@ def state(args: argparse.Namespace) -> int:
             f"crmservice {args.command}: AzureWebJobsStorage must be set (a storage connection string)", file=sys.stderr
         )
         return EXIT_BAD_INPUT
-    if getattr(args, "limit", 1) < 1 or getattr(args, "top", 1) < 1:
+    if getattr(args, "limit", 1) < 1 or getattr(args, "top", 1) < 1 or getattr(args, "conflicts", 1) < 0:
         print(f"crmservice {args.command}: the count must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if getattr(args, "limit", 1) > 32:  # Queue storage peeks at most 32 messages
+        print(f"crmservice {args.command}: --limit is at most 32", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         return asyncio.run(_ask_state(args, connection))
@@ -124,7 +127,7 @@ async def _answer(args: argparse.Namespace, state: queries.OperatorState) -> int
     items = await queries.poison_items(state, args.queue, args.limit)
     text = [f"attempts {i['attempts']}: {i['reason']}\n  item: {i['item']}" for i in items]
     _emit(args, items, text or [f"{args.queue}-poison is empty"])
-    return EXIT_OK
+    return EXIT_PROBLEM if items else EXIT_OK  # an item that failed for good is a problem found
 
 
 def _load_settings(command: str) -> Settings | None:

@@ -1,11 +1,17 @@
-"""The operator's commands against the live service's state: why, correspondents."""
+"""The operator's commands against the live service's state: why, correspondents, poison; exit statuses."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
 
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue.aio import QueueClient
+
+from crm_core.domain.tasks import CaptureTask
 from sandbox.stack import SandboxStack
 from tests.e2e.conftest import CONTACTS, CRM, USERS, crmservice
 from tests.unit.messages import mail
@@ -40,3 +46,48 @@ def test_why_answers_from_the_ledger_and_correspondents_count_strangers(stack: S
     [buyer] = [r for r in rows if r["address"] == "buyer@prospect.example"]
     assert buyer["count"] == 3
     assert CRM not in {r["address"] for r in rows}
+
+
+def test_poison_list_finds_a_problem_and_replay_moves_it_back(stack: SandboxStack) -> None:
+    """A capture task that failed for good: `poison list` exits 1 with it, `replay` puts it back and
+    the service captures its mail; then the poison queue is empty (exit 0)."""
+    assert stack.azurite is not None
+    message_id = f"<poisoned-{uuid.uuid4().hex}@e2e.example>"
+    stack.graph_faults(dropNotificationsNext=1)
+    created = stack.deliver(mail(sender=CONTACTS[2].email, to=[USERS[2].email], cc=[CRM], message_id=message_id))
+    stack.settle(timeout=10, allow_missing=True)
+    assert crmservice(stack, "why", message_id).returncode == 1  # the notification was lost: never seen
+    task = CaptureTask(
+        subscription_id="", kind="mail", mailbox=CRM, item_ids=[created["id"]], change_type="created", single=True
+    ).model_dump_json()
+
+    async def poison() -> None:
+        async with QueueClient.from_connection_string(stack.azurite.connection_string, "capture-tasks-poison") as q:
+            with contextlib.suppress(ResourceExistsError):
+                await q.create_queue()
+            await q.send_message(task)
+
+    asyncio.run(poison())
+
+    listed = crmservice(stack, "poison", "list", "--json")
+    assert listed.returncode == 1, listed.stderr
+    [item] = json.loads(listed.stdout)
+    assert set(item) == {"item", "attempts", "reason"} and json.loads(item["item"])["item_ids"] == [created["id"]]
+    assert crmservice(stack, "poison", "list", "--limit", "33").returncode == 2
+
+    replayed = crmservice(stack, "poison", "replay", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout) == {"queue": "capture-tasks", "replayed": 1}
+    stack.settle()
+    why = crmservice(stack, "why", message_id, "--json")
+    assert why.returncode == 0 and json.loads(why.stdout)["state"] == "written"
+    empty = crmservice(stack, "poison", "list")
+    assert empty.returncode == 0 and "is empty" in empty.stdout
+
+
+def test_usage_errors_exit_2_and_help_exits_0(stack: SandboxStack) -> None:
+    for args in (["why"], ["correspondents", "--top", "0"], ["poison", "list", "--limit", "0"], ["calendar"]):
+        assert crmservice(stack, *args).returncode == 2, args
+    for args in (["--help"], ["why", "--help"], ["calendar", "status", "--help"], ["backfill", "--help"]):
+        shown = crmservice(stack, *args)
+        assert shown.returncode == 0 and shown.stdout.startswith("usage: crmservice"), args

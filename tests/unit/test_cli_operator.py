@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from crm_core import cli, operators
-from crm_core.domain.state import Correspondent, LedgerEntry, PoisonItem
+from crm_core.domain.calendar_state import CalendarConflict, CalendarUsersState
+from crm_core.domain.state import Correspondent, LedgerEntry, LedgerState, PoisonItem
 from crm_core.usecases.operator_queries import OperatorState
 
 SETTINGS = (
@@ -43,6 +44,9 @@ def no_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         ["correspondents", "--help"],
         ["poison", "list", "--help"],
         ["poison", "replay", "--help"],
+        ["calendar", "status", "--help"],
+        ["backfill", "--help"],
+        ["explain", "--help"],
     ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,6 +65,14 @@ def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[s
         ["correspondents", "--top", "many"],
         ["why"],
         ["poison"],
+        ["calendar"],
+        ["calendar", "status", "--conflicts", "x"],
+        ["backfill"],
+        ["backfill", "--since", "last tuesday"],
+        ["backfill", "--since", "2024-01-01", "--until", "2024-13-01"],
+        ["backfill", "--since", "2024-01-01", "--page-size", "many"],
+        [],
+        ["nonsense"],
     ],
 )
 def test_bad_usage_exits_2(argv: list[str]) -> None:
@@ -156,10 +168,10 @@ def test_correspondents_top_and_limit_are_one_option(capsys: pytest.CaptureFixtu
 
 
 def test_poison_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert answer(["poison", "list", "--json"]) == 0
+    assert answer(["poison", "list", "--json"]) == 1  # an item that failed for good is a problem found
     [item] = json.loads(capsys.readouterr().out)
-    assert item["attempts"] == 5
-    assert answer(["poison", "list"]) == 0
+    assert item == {"item": '{"kind":"mail"}', "attempts": 5, "reason": "NetGeniumUnavailable: 503"}
+    assert answer(["poison", "list"]) == 1
     assert capsys.readouterr().out.startswith("attempts 5: NetGeniumUnavailable: 503")
     assert answer(["poison", "replay", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"queue": "capture-tasks", "replayed": 1}
@@ -190,3 +202,117 @@ def test_why_text_is_the_default() -> None:
         "  reasons:",
         "    - sender not in address book",
     ]
+
+
+def test_a_poison_limit_over_32_is_bad_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    assert cli.main(["poison", "list", "--limit", "33"]) == 2
+    assert "at most 32" in capsys.readouterr().err
+
+
+def test_backfill_without_settings_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["backfill", "--since", "2024-01-01"]) == 2
+    assert "CRM_MAILBOX" in capsys.readouterr().err
+    assert cli.main(["backfill", "--since", "2024-01-01", "--page-size", "0"]) == 2
+    assert "--page-size" in capsys.readouterr().err
+
+
+def test_dates_are_utc_unless_they_say() -> None:
+    assert operators.parse_date("2024-01-31") == datetime(2024, 1, 31, tzinfo=UTC)
+    assert operators.parse_date("2024-01-31T10:00:00Z") == datetime(2024, 1, 31, 10, tzinfo=UTC)
+    assert operators.parse_date("2024-01-31T12:00:00+02:00") == datetime(2024, 1, 31, 10, tzinfo=UTC)
+
+
+def test_why_json_has_the_ledger_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    class Known(Ledger):
+        async def get(self, message_id: str) -> LedgerEntry | None:
+            return LedgerEntry(
+                message_id=message_id,
+                state=LedgerState.WRITTEN,
+                claimed_by="w",
+                claimed_at=datetime(2024, 5, 1, tzinfo=UTC),
+                attempts=1,
+                activity_id=7,
+                direction="incoming",
+                reasons=("incoming: sender is contact 101",),
+                contact_ids=(101,),
+                user_ids=(1,),
+            )
+
+    args: Any = cli._parser().parse_args(["why", "<m@x>", "--json"])
+    known = OperatorState(ledger=Known(), correspondents=Correspondents(), poison=Poison())
+    assert asyncio.run(operators._answer(args, known)) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert list(entry) == [
+        "message_id",
+        "state",
+        "activity_id",
+        "direction",
+        "contacts",
+        "users",
+        "order_id",
+        "reasons",
+        "attempts",
+        "claimed_at",
+    ]
+    assert (entry["state"], entry["activity_id"], entry["contacts"]) == ("written", 7, [101])
+
+
+class CalendarUsers:
+    def __init__(self, unmatched: list[dict[str, object]]) -> None:
+        self.unmatched = unmatched
+
+    async def load(self) -> CalendarUsersState | None:
+        return CalendarUsersState(
+            refreshed_at=datetime(2024, 5, 1, tzinfo=UTC),
+            synced=[{"ng_user_id": 1, "email": "jana@firma.example", "mailbox": "jana@firma.example"}],
+            unmatched=self.unmatched,
+        )
+
+
+class Conflicts:
+    async def recent(self, limit: int = 20, mailbox: str | None = None) -> list[CalendarConflict]:
+        return [
+            CalendarConflict(
+                mailbox="jana@firma.example",
+                at=datetime(2024, 5, 2, tzinfo=UTC),
+                winner="outlook",
+                loser="netgenium",
+                event_id="ev1",
+                activity_id=9,
+                fields=("start", "end"),
+            )
+        ][:limit]
+
+    async def count(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize(
+    ("unmatched", "status"),
+    [([], 0), ([{"ng_user_id": 2, "email": "petr@firma.example", "reason": "no Microsoft 365 user"}], 1)],
+)
+def test_calendar_status_json_shape_and_exit(
+    unmatched: list[dict[str, object]], status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args: Any = cli._parser().parse_args(["calendar", "status", "--json"])
+    calendar = OperatorState(
+        ledger=Ledger(),
+        correspondents=Correspondents(),
+        poison=Poison(),
+        calendar_users=CalendarUsers(unmatched),
+        calendar_conflicts=Conflicts(),
+    )
+    assert asyncio.run(operators._answer(args, calendar)) == status
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"refreshed_at", "synced", "unmatched", "conflicts_total", "conflicts"}
+    assert out["synced"][0]["email"] == "jana@firma.example" and out["unmatched"] == unmatched
+    assert out["conflicts"][0]["fields"] == ["start", "end"] and out["conflicts_total"] == 1
+
+
+def test_calendar_status_never_refreshed_is_a_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    args: Any = cli._parser().parse_args(["calendar", "status"])
+    assert asyncio.run(operators._answer(args, state()[0])) == 1
+    assert "refreshed at never" in capsys.readouterr().out
