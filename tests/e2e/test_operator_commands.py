@@ -61,8 +61,10 @@ def test_poison_list_finds_a_problem_and_replay_moves_it_back(stack: SandboxStac
         subscription_id="", kind="mail", mailbox=CRM, item_ids=[created["id"]], change_type="created", single=True
     ).model_dump_json()
 
+    connection = stack.azurite.connection_string
+
     async def poison() -> None:
-        async with QueueClient.from_connection_string(stack.azurite.connection_string, "capture-tasks-poison") as q:
+        async with QueueClient.from_connection_string(connection, "capture-tasks-poison") as q:
             with contextlib.suppress(ResourceExistsError):
                 await q.create_queue()
             await q.send_message(task)
