@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from crm_core.usecases.mail_capture import MailCapture
     from crm_core.usecases.mailbox_sync import MailboxSync, SyncReport
     from crm_core.usecases.notification_intake import Intake
+    from crm_core.usecases.observability import Span, Telemetry
     from crm_core.usecases.operator_queries import OperatorState
     from crm_core.usecases.preflight import Probes
     from crm_core.usecases.subscription_upkeep import (
@@ -198,6 +199,14 @@ class Runtime:
             built["capture"].close()
 
     @cached_property
+    def telemetry(self) -> Telemetry:
+        """OpenTelemetry to Application Insights with APPLICATIONINSIGHTS_CONNECTION_STRING, else a no-op
+        (and then nothing of OpenTelemetry or Azure Monitor is imported)."""
+        from crm_core.telemetry import telemetry_from_environment
+
+        return telemetry_from_environment(self.settings)
+
+    @cached_property
     def storage(self) -> TableStorage:
         from crm_core.storage.tables import TableStorage
 
@@ -260,6 +269,7 @@ class Runtime:
                 max_body_chars=settings.crm_max_body_chars,
             ),
             cpu=ProcessWork(),
+            telemetry=self.telemetry,
         )
 
     @cached_property
@@ -319,8 +329,13 @@ class Runtime:
 
     async def accept_notifications(self, body: bytes) -> Intake:
         from crm_core.usecases.notification_intake import accept_changes
+        from crm_core.usecases.observability import SPAN_NOTIFICATIONS
 
-        return await accept_changes(body, self.subscriptions)
+        with self.telemetry.span(SPAN_NOTIFICATIONS) as span:
+            intake = await accept_changes(body, self.subscriptions)
+            span.set("crm.tasks", len(intake.tasks))
+            span.set("crm.dropped", intake.dropped)
+            return intake
 
     async def accept_lifecycle(self, body: bytes) -> Intake:
         from crm_core.usecases.notification_intake import accept_lifecycle
@@ -333,9 +348,17 @@ class Runtime:
         A task stopped by a server that asked us to wait is queued again for after the wait,
         keeping the queue's attempts for real failures (`crm_core.domain.tasks.deferral`).
         """
+        from crm_core.usecases.observability import SPAN_CAPTURE_TASK
+
+        with self.telemetry.span(SPAN_CAPTURE_TASK, {"crm.attempt": attempt}) as span:
+            return await self._run_capture_task(body, attempt, span)
+
+    async def _run_capture_task(self, body: str, attempt: int, span: Span) -> list[str]:
         task: CaptureTask | None = None
         try:
             task = CaptureTask.model_validate_json(body)
+            span.set("crm.kind", task.kind)
+            span.set("crm.items", len(task.item_ids))
             if task.kind == "events":
                 # A calendar change is a hint to sync that user's calendar (both ways).
                 await self.calendar.sync_mailbox(task.mailbox)
@@ -436,7 +459,10 @@ class Runtime:
         return _retry_tasks(self.settings.crm_mailbox, "", report)
 
     async def record_failure(self, queue: str, body: str, exc: BaseException, attempt: int) -> None:
+        from crm_core.usecases.observability import TASK_FAILED
+
         reason = describe_error(exc)
+        self.telemetry.count(TASK_FAILED, 1, {"crm.queue": queue, "crm.error": type(exc).__name__})
         log.warning("queue item failed", extra={"queue": queue, "attempt": attempt, "reason": reason})
         try:
             await self.failures.record(queue, body, reason, attempt)

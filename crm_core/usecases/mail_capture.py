@@ -33,6 +33,8 @@ from crm_core.domain.email_content import DEFAULT_MAX_BODY_CHARS, EmailContent, 
 from crm_core.domain.errors import ServiceUnavailable
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.state import Claim, ClaimOutcome, LedgerEntry
+from crm_core.usecases import observability
+from crm_core.usecases.observability import NO_TELEMETRY, Telemetry
 
 T = TypeVar("T")
 
@@ -170,6 +172,7 @@ class MailCapture:
         worker: str,
         options: CaptureOptions | None = None,
         cpu: CpuWork | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._mail = mail
         self._crm = crm
@@ -179,6 +182,7 @@ class MailCapture:
         self._worker = worker
         self._options = options or CaptureOptions()
         self._cpu: CpuWork = cpu or ThreadWork()
+        self._telemetry: Telemetry = telemetry or NO_TELEMETRY
         self._users: Sequence[UserRecord] = ()
         self._users_at = float("-inf")
         self._users_lock = asyncio.Lock()
@@ -223,6 +227,20 @@ class MailCapture:
     ) -> CaptureResult:
         """Capture a mail already read from Graph (from a notification or a delta page); `contacts`
         are its page's, looked up together (`contacts_for`)."""
+        with self._telemetry.span(observability.SPAN_CAPTURE, {observability.MESSAGE_ID: ledger_id(message)}) as span:
+            try:
+                result = await self._capture(mailbox, message, contacts)
+            except CaptureBusy:
+                span.set(observability.DECISION, "busy")
+                raise
+            except Exception as exc:
+                span.set(observability.DECISION, "failed")
+                self._telemetry.count(observability.FAILED, 1, {"crm.error": type(exc).__name__})
+                raise
+            observability.record_capture(self._telemetry, span, result.outcome.value, result.decision)
+            return result
+
+    async def _capture(self, mailbox: str, message: GraphMessage, contacts: PageContacts | None) -> CaptureResult:
         key = ledger_id(message)
         claim = await self._ledger.claim(key, self._worker)
         if claim.outcome is ClaimOutcome.DONE:
