@@ -19,6 +19,14 @@ if ! dpkg -s firebird3.0-server >/dev/null 2>&1 || ! command -v isql-fb >/dev/nu
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     firebird3.0-server firebird3.0-utils >/dev/null
 fi
+# Chromium for the status page's browser test (tests/e2e/test_status_page_browser.py drives Debian's
+# package through playwright; playwright's own browser download is never used). Self-contained: it
+# may move to a shared set-up script as it is.
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
 # Azurite (the storage emulator the tests start), pinned in package-lock.json.

@@ -30,7 +30,7 @@ def report(rows: list[LedgerOutcome] | None = None, **overrides: object) -> Stat
 
 
 def figure(page: str, name: str) -> str:
-    found = re.findall(rf'data-figure="{re.escape(name)}"[^>]*>([^<]*)<', page)
+    found: list[str] = re.findall(rf'data-figure="{re.escape(name)}"[^>]*>([^<]*)<', page)
     assert len(found) == 1, (name, found)
     return found[0]
 

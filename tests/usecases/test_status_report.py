@@ -102,7 +102,7 @@ async def test_the_report_gathers_every_store_through_the_operator_queries() -> 
         LedgerOutcome("<s1@x>", LedgerState.SKIPPED, NOW - timedelta(hours=1), "sender not in address book"),
     ]
     history = History(rows)
-    depths = {"capture-tasks-poison": 2, "calendar-tasks-poison": 1}
+    depths: dict[str, int | None] = {"capture-tasks-poison": 2, "calendar-tasks-poison": 1}
     report = await status_report(sources(history, depths), now=NOW, correspondents=5, conflicts=3)
 
     assert history.asked == [window_start(NOW)] and history.looked_back == []  # the window had a capture

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -52,7 +52,8 @@ class Recorded:
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
                     for point in metric.data.data_points:
-                        out[(metric.name, tuple(sorted(point.attributes.items())))] = int(point.value)
+                        assert isinstance(point, NumberDataPoint)
+                        out[(metric.name, tuple(sorted((point.attributes or {}).items())))] = int(point.value)
         return out
 
 
@@ -70,7 +71,7 @@ async def test_a_capture_leaves_a_span_with_id_decision_and_reason_and_moves_the
     recorded = Recorded()
     source, crm = FakeMailSource(CRM), FakeActivityStore()
     capture = capture_with(recorded.telemetry, source, crm)
-    content = {"subject": SUBJECT, "body": BODY}
+    content: dict[str, Any] = {"subject": SUBJECT, "body": BODY}
     written = source.add(mail(sender=NOVAK, to=[JANA], message_id="<w1@x.example>", **content), "g1")
     stranger = source.add(mail(sender=STRANGER, to=[JANA], message_id="<s1@x.example>", **content), "g2")
     bulk = mail(sender=NOVAK, to=[JANA], subject=SUBJECT, body=BODY, message_id="<b1@x.example>")
@@ -85,7 +86,7 @@ async def test_a_capture_leaves_a_span_with_id_decision_and_reason_and_moves_the
         await capture.capture(CRM, failing)
 
     spans = [s for s in recorded.spans.get_finished_spans() if s.name == obs.SPAN_CAPTURE]
-    seen = {s.attributes[obs.MESSAGE_ID]: dict(s.attributes) for s in spans}  # type: ignore[index]
+    seen = {str((s.attributes or {})[obs.MESSAGE_ID]): dict(s.attributes or {}) for s in spans}
     assert len(spans) == 5
     assert seen["<w1@x.example>"][obs.DECISION] == "duplicate"  # the second capture of it, last in the dict
     first = dict(spans[0].attributes or {})
