@@ -264,7 +264,7 @@ module keyVault 'modules/keyvault.bicep' = {
     // Empty values are not stored (the module filters them out).
     secretValues: {
       '${secretNames.netgeniumApiKey}': netgeniumApiKey
-      '${secretNames.graphClientSecret}': graphAuth == 'client_secret' ? graphClientSecret : ''
+      '${secretNames.graphClientSecret}': (graphAuth == 'client_secret') ? graphClientSecret : ''
       '${secretNames.notificationUrl}': '${notificationUrl}?code=${webhookKey}'
       '${secretNames.lifecycleUrl}': '${lifecycleUrl}?code=${webhookKey}'
       '${secretNames.netgeniumDatabaseUrl}': netgeniumDatabaseUrl
@@ -323,8 +323,8 @@ var crmSettings = {
   CRM_MAX_BODY_CHARS: string(crmMaxBodyChars)
   GRAPH_AUTH: graphAuth
   GRAPH_TENANT_ID: graphTenantId
-  GRAPH_CLIENT_ID: graphAuth == 'managed_identity' && empty(graphClientId) ? identity.outputs.clientId : graphClientId
-  GRAPH_CLIENT_SECRET: graphAuth == 'client_secret' && !empty(graphClientSecret) ? refs.graphClientSecret : ''
+  GRAPH_CLIENT_ID: (graphAuth == 'managed_identity' && empty(graphClientId)) ? identity.outputs.clientId : graphClientId
+  GRAPH_CLIENT_SECRET: (graphAuth == 'client_secret' && !empty(graphClientSecret)) ? refs.graphClientSecret : ''
   GRAPH_CERTIFICATE_PATH: graphCertificatePath
   GRAPH_BASE_URL: graphBaseUrl
   NETGENIUM_BASE_URL: netgeniumBaseUrl

@@ -46,7 +46,7 @@ param alwaysReadyHttpInstances int
 param subnetResourceId string
 
 // One line: pycep-parser (the offline syntax check) reads no ternary that spans lines.
-var alwaysReady = alwaysReadyHttpInstances > 0 ? [{ name: 'http', instanceCount: alwaysReadyHttpInstances }] : []
+var alwaysReady = (alwaysReadyHttpInstances > 0) ? [{ name: 'http', instanceCount: alwaysReadyHttpInstances }] : []
 
 module plan 'br/public:avm/res/web/serverfarm:0.7.0' = {
   name: 'flex-plan'
