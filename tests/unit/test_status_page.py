@@ -5,12 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from crm_core.domain.state import LedgerState, SubscriptionRecord
 from crm_core.domain.status import LedgerOutcome, StatusReport, build_status, skip_category, window_start
 from crm_core.domain.status_page import STYLE, render_status_page, status_response
+from tests.unit.test_function_app import ENV
 
 NOW = datetime(2026, 12, 1, 6, 20, tzinfo=UTC)
 
@@ -160,3 +165,30 @@ def test_skip_reasons_are_counted_by_their_kind() -> None:
     assert skip_category("sender not in address book") == "sender not in address book"
     assert skip_category("something new: detail") == "something new"
     assert skip_category(None) == "unknown"
+
+
+STATUS_PROBE = """
+import json
+import function_app
+[status] = [f for f in function_app.app.get_functions() if f.get_function_name() == "status"]
+trigger = status.get_trigger()
+print(json.dumps({"route": trigger.route, "methods": [str(getattr(m, "value", m)) for m in trigger.methods or []],
+                  "auth": str(getattr(trigger.auth_level, "value", trigger.auth_level))}))
+"""
+
+
+def test_the_status_function_is_a_get_route_behind_a_function_key() -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", STATUS_PROBE],
+        cwd=root,
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["route"] == "status"
+    assert [m.upper() for m in found["methods"]] == ["GET"]
+    assert found["auth"].lower() == "function"
