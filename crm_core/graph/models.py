@@ -59,7 +59,7 @@ class FileAttachment(_Model):
 
 
 class MessageDeltaPage(BaseModel):
-    """One page of message delta as Graph sends it; items stay JSON until they are messages."""
+    """One page of a delta (message or calendarView) as Graph sends it; items stay JSON until read."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 

@@ -6,6 +6,7 @@ The adapters answer in `OutlookEvent` and `CalendarActivity`, so the sync's rule
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -45,6 +46,10 @@ class NetGeniumCalendar(Protocol):
     async def calendar_activity_ids(self, user_id: int) -> set[int]: ...
 
     async def find_calendar_activity_by_event_id(self, event_id: str) -> int | None: ...
+
+    async def find_calendar_activities_by_event_ids(self, event_ids: Iterable[str]) -> dict[str, int]: ...
+
+    async def create_calendar_activity(self, activity: CalendarActivity) -> int: ...
 
     async def upsert_calendar_activity(self, activity: CalendarActivity) -> int: ...
 

@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crm_core.domain.activities import CalendarActivity
@@ -76,6 +77,18 @@ def lease_name(mailbox: str) -> str:
     return f"calendar:{mailbox.lower()}"
 
 
+@dataclass
+class _Run:
+    """What one run for one user has read already. Under the user's lease (and its lock in this
+    process) nothing else writes the user's pairs, so they are read once, as one partition, and
+    kept here as they are written: a first sync of thousands of events costs no read per item."""
+
+    by_event: dict[str, CalendarPair] | None = None
+    by_activity: dict[int, CalendarPair] = field(default_factory=dict)
+    # Event id -> the activity that carries it (None: none does), asked of NET Genium in batches.
+    activity_of_event: dict[str, int | None] = field(default_factory=dict)
+
+
 class CalendarSync:
     """Syncs users' calendars both ways; one instance per process."""
 
@@ -106,6 +119,7 @@ class CalendarSync:
         self._holder = holder
         self._now = now
         self._locks: dict[str, asyncio.Lock] = {}
+        self._runs: dict[str, _Run] = {}
 
     # ---- entry points ----------------------------------------------------------------------------
 
@@ -136,7 +150,7 @@ class CalendarSync:
         async with self._held(user.mailbox):
             activity = await self._ng.calendar_activity(activity_id)
             if activity is None or activity.user_id != user.ng_user_id:
-                pair = await self._pairs.by_activity(user.mailbox, activity_id)
+                pair = await self._pair_by_activity(user, activity_id)
                 if pair is not None:
                     await self._activity_removed(user, pair, report)
             else:
@@ -148,20 +162,94 @@ class CalendarSync:
 
     @asynccontextmanager
     async def _held(self, mailbox: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(mailbox.lower(), asyncio.Lock())
+        key = mailbox.lower()
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if self._leases is None:
-                yield
+                self._runs[key] = _Run()
+                try:
+                    yield
+                finally:
+                    del self._runs[key]
                 return
             if not await self._leases.acquire(lease_name(mailbox), self._holder, LEASE_SECONDS):
                 raise CalendarBusy(f"another process syncs calendar {mailbox}", retry_after=BUSY_RETRY_SECONDS)
+            self._runs[key] = _Run()
             try:
                 yield
             finally:
+                del self._runs[key]
                 try:
                     await self._leases.release(lease_name(mailbox), self._holder)
                 except Exception:  # it runs out by itself
                     log.exception("calendar: could not release the lease")
+
+    # ---- the run's view of the pairs and of NET Genium's event ids --------------------------------
+
+    async def _run(self, user: SyncedUser) -> _Run:
+        run = self._runs[user.mailbox.lower()]
+        if run.by_event is None:
+            pairs = await self._pairs.all(user.mailbox)
+            run.by_event = {pair.event_id: pair for pair in pairs}
+            run.by_activity = {pair.activity_id: pair for pair in pairs}
+        return run
+
+    async def _pair_by_event(self, user: SyncedUser, event_id: str) -> CalendarPair | None:
+        run = await self._run(user)
+        assert run.by_event is not None
+        return run.by_event.get(event_id)
+
+    async def _pair_by_activity(self, user: SyncedUser, activity_id: int) -> CalendarPair | None:
+        return (await self._run(user)).by_activity.get(activity_id)
+
+    async def _all_pairs(self, user: SyncedUser) -> list[CalendarPair]:
+        run = await self._run(user)
+        assert run.by_event is not None
+        return list(run.by_event.values())
+
+    async def _save_pair(self, user: SyncedUser, pair: CalendarPair) -> None:
+        """Stored first, then remembered: a failed save leaves the run's view as the table is."""
+        await self._pairs.save(pair)
+        run = await self._run(user)
+        assert run.by_event is not None
+        before = run.by_event.get(pair.event_id)
+        if before is not None and run.by_activity.get(before.activity_id) is before:
+            del run.by_activity[before.activity_id]
+        run.by_event[pair.event_id] = pair
+        run.by_activity[pair.activity_id] = pair
+        run.activity_of_event[pair.event_id] = pair.activity_id
+
+    async def _delete_pair(self, user: SyncedUser, pair: CalendarPair) -> None:
+        await self._pairs.delete(pair)
+        run = await self._run(user)
+        assert run.by_event is not None
+        run.by_event.pop(pair.event_id, None)
+        if run.by_activity.get(pair.activity_id) is pair:
+            del run.by_activity[pair.activity_id]
+
+    async def _look_up_events(self, user: SyncedUser, event_ids: list[str]) -> None:
+        """Which activities carry these unpaired events' ids, asked in batches before the items
+        are gone through one by one."""
+        run = await self._run(user)
+        assert run.by_event is not None
+        wanted = [i for i in dict.fromkeys(event_ids) if i not in run.by_event and i not in run.activity_of_event]
+        if wanted:
+            found = await self._ng.find_calendar_activities_by_event_ids(wanted)
+            run.activity_of_event.update({event_id: found.get(event_id) for event_id in wanted})
+
+    async def _activity_id_of_event(self, user: SyncedUser, event_id: str) -> int | None:
+        run = await self._run(user)
+        if event_id in run.activity_of_event:
+            return run.activity_of_event[event_id]
+        return await self._ng.find_calendar_activity_by_event_id(event_id)
+
+    async def _delete_activity(self, user: SyncedUser, activity_id: int) -> bool:
+        deleted = await self._ng.delete_calendar_activity(activity_id)
+        run = await self._run(user)
+        for event_id, carrier in list(run.activity_of_event.items()):
+            if carrier == activity_id:
+                run.activity_of_event[event_id] = None
+        return deleted
 
     # ---- Outlook to NET Genium -------------------------------------------------------------------
 
@@ -180,6 +268,10 @@ class CalendarSync:
             report.resynced = True
             link = None
             delta = await self._outlook.calendar_delta(user.mailbox, window, None)
+        await self._look_up_events(
+            user,
+            [*delta.removed, *(e.id for e in delta.events if e.kind != "seriesMaster" and e.own_activity_id is None)],
+        )
         for event_id in delta.removed:
             await self._guarded(report, event_id, self._event_removed(user, event_id, window, report))
         for event in delta.events:
@@ -190,7 +282,7 @@ class CalendarSync:
             # A new round lists what exists, not what was deleted while no link was valid (a dead
             # link, the window moved overnight): a pair the round did not name is looked at.
             named = {event.id for event in delta.events} | set(delta.removed)
-            for pair in await self._pairs.all(user.mailbox):
+            for pair in await self._all_pairs(user):
                 if pair.event_id not in named:
                     await self._guarded(report, pair.event_id, self._event_removed(user, pair.event_id, window, report))
         await self._cursors.set(name, f"{window.key()}|{delta.delta_link}")
@@ -222,7 +314,7 @@ class CalendarSync:
         self, user: SyncedUser, event: OutlookEvent, window: SyncWindow, report: CalendarReport
     ) -> None:
         fields = event_fields(event, self._policy)
-        pair = await self._pairs.by_event(user.mailbox, event.id)
+        pair = await self._pair_by_event(user, event.id)
         if pair is not None and pair.fingerprint == fields.fingerprint():
             report.echoes += 1
             return
@@ -258,7 +350,7 @@ class CalendarSync:
         it), else by the event id the activity carries (it was made from the event)."""
         activity_id = event.own_activity_id
         if activity_id is None:
-            activity_id = await self._ng.find_calendar_activity_by_event_id(event.id)
+            activity_id = await self._activity_id_of_event(user, event.id)
         if activity_id is None:
             return None
         activity = await self._ng.calendar_activity(activity_id)
@@ -280,9 +372,11 @@ class CalendarSync:
             user_id=user.ng_user_id,
             event_id=event.id,
         )
-        # Repeatable by the unique event id: a retried run updates the activity it made.
-        activity_id = await self._ng.upsert_calendar_activity(activity)
-        await self._pairs.save(
+        # No activity carries the event id (looked up): inserted, repeatable by the unique event id,
+        # so a retried run updates the activity it made.
+        activity_id = await self._ng.create_calendar_activity(activity)
+        await self._save_pair(
+            user,
             CalendarPair(
                 mailbox=user.mailbox,
                 event_id=event.id,
@@ -304,7 +398,7 @@ class CalendarSync:
         *,
         known_gone: bool = False,
     ) -> None:
-        pair = await self._pairs.by_event(user.mailbox, event_id)
+        pair = await self._pair_by_event(user, event_id)
         if not known_gone:
             # Delta reports an event that left the window like one that was deleted: look.
             still = await self._outlook.read_event(user.mailbox, event_id)
@@ -313,14 +407,14 @@ class CalendarSync:
                 if window.holds(fields.start, fields.end):
                     await self._event_changed(user, still, window, report)
                 elif pair is not None:
-                    await self._pairs.delete(pair)  # it left the window: out of sync's reach, kept as it is
+                    await self._delete_pair(user, pair)  # it left the window: out of sync's reach, kept as it is
                 return
         if pair is None:
-            found = await self._ng.find_calendar_activity_by_event_id(event_id)
+            found = await self._activity_id_of_event(user, event_id)
             if found is not None:
                 activity = await self._ng.calendar_activity(found)
                 if activity is not None and activity.user_id == user.ng_user_id:
-                    await self._ng.delete_calendar_activity(found)
+                    await self._delete_activity(user, found)
                     report.deleted_in_netgenium += 1
             return
         activity = await self._ng.calendar_activity(pair.activity_id)
@@ -330,9 +424,9 @@ class CalendarSync:
                 # Edited in NET Genium since the last sync, deleted in Outlook: the delete wins.
                 await self._log_conflict(user, Side.OUTLOOK, Side.NETGENIUM, pair, ("deleted",), None, activity)
                 report.conflicts += 1
-            if await self._ng.delete_calendar_activity(pair.activity_id):
+            if await self._delete_activity(user, pair.activity_id):
                 report.deleted_in_netgenium += 1
-        await self._pairs.delete(pair)
+        await self._delete_pair(user, pair)
 
     # ---- NET Genium to Outlook -------------------------------------------------------------------
 
@@ -366,7 +460,7 @@ class CalendarSync:
     ) -> None:
         if activity.id is None:
             return
-        pair = await self._pairs.by_activity(user.mailbox, activity.id)
+        pair = await self._pair_by_activity(user, activity.id)
         fields = self._activity_fields(activity, pair.private if pair is not None else False)
         if pair is not None and pair.fingerprint == fields.fingerprint():
             if activity.event_id != pair.event_id:
@@ -381,8 +475,8 @@ class CalendarSync:
             event = await self._outlook.read_event(user.mailbox, pair.event_id)
             if event is None or event.cancelled:
                 # Deleted in Outlook after the last sync: the delete wins over the edit.
-                await self._ng.delete_calendar_activity(activity.id)
-                await self._pairs.delete(pair)
+                await self._delete_activity(user, activity.id)
+                await self._delete_pair(user, pair)
                 await self._log_conflict(user, Side.OUTLOOK, Side.NETGENIUM, pair, ("deleted",), None, activity)
                 report.deleted_in_netgenium += 1
                 report.conflicts += 1
@@ -391,7 +485,7 @@ class CalendarSync:
             event = await self._outlook.read_event(user.mailbox, activity.event_id)
             if event is None or event.cancelled:
                 # It mirrored an event that is gone (its mapping lost meanwhile): remove it too.
-                await self._ng.delete_calendar_activity(activity.id)
+                await self._delete_activity(user, activity.id)
                 report.deleted_in_netgenium += 1
                 return
         else:
@@ -419,7 +513,8 @@ class CalendarSync:
             transaction_id=transaction_id(user.mailbox, activity.id),
             activity_id=activity.id,
         )
-        await self._pairs.save(
+        await self._save_pair(
+            user,
             CalendarPair(
                 mailbox=user.mailbox,
                 event_id=event.id,
@@ -436,14 +531,14 @@ class CalendarSync:
     async def _sweep(self, user: SyncedUser, report: CalendarReport) -> None:
         """Pairs whose activity is gone from NET Genium: the event goes too."""
         existing = await self._ng.calendar_activity_ids(user.ng_user_id)
-        for pair in await self._pairs.all(user.mailbox):
+        for pair in await self._all_pairs(user):
             if pair.activity_id not in existing:
                 await self._guarded(report, pair.event_id, self._activity_removed(user, pair, report))
 
     async def _activity_removed(self, user: SyncedUser, pair: CalendarPair, report: CalendarReport) -> None:
         if await self._outlook.remove_event(user.mailbox, pair.event_id):
             report.deleted_in_outlook += 1
-        await self._pairs.delete(pair)
+        await self._delete_pair(user, pair)
 
     # ---- both ------------------------------------------------------------------------------------
 
@@ -498,7 +593,8 @@ class CalendarSync:
                 activity,
             )
             report.conflicts += 1
-        await self._pairs.save(
+        await self._save_pair(
+            user,
             CalendarPair(
                 mailbox=user.mailbox,
                 event_id=event.id,
@@ -522,7 +618,7 @@ class CalendarSync:
     ) -> None:
         if await self._outlook.remove_event(user.mailbox, pair.event_id):
             report.deleted_in_outlook += 1
-        await self._pairs.delete(pair)
+        await self._delete_pair(user, pair)
         await self._log_conflict(user, Side.NETGENIUM, Side.OUTLOOK, pair, ("deleted", *lost), event, None)
         report.conflicts += 1
 

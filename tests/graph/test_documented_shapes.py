@@ -17,7 +17,7 @@ from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactor
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.mailbox import mail_resource
 from crm_core.domain.notifications import parse_change_notifications, parse_lifecycle_notifications
-from crm_core.graph.models import GraphEvent
+from crm_core.graph.models import GraphEvent, MessageDeltaPage
 from tests.graph.conftest import MAILBOX, TOKEN, Admin, Subscriber, fixture_json
 
 
@@ -61,6 +61,10 @@ def test_the_sdk_reads_the_documented_delta_pages() -> None:
     assert "@removed" in messages.value[1].additional_data
     events = sdk_read(fixture_json("event_delta_page.json"), EventPage)
     assert events.odata_delta_link and events.value[1].additional_data["@removed"] == {"reason": "deleted"}
+    # The adapter reads event delta pages as JSON, not through the SDK: the same page, the same reading.
+    ours = MessageDeltaPage.model_validate(fixture_json("event_delta_page.json"))
+    assert ours.delta_link == events.odata_delta_link and len(ours.value) == len(events.value)
+    assert "@removed" in ours.value[1] and GraphEvent.model_validate(ours.value[0]).id == events.value[0].id
 
 
 def _keys(items: list[dict[str, Any]]) -> set[str]:

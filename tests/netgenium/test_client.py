@@ -470,3 +470,23 @@ async def test_a_conversations_unlinked_activities_are_linked_and_others_keep_th
         for r in await client.query("ng_activities", f.eq("ng_kind", "email"), columns=["id", "ng_order_id"])
     }
     assert orders == {reply: 40, corrected: 70, elsewhere: None}
+
+
+async def test_event_ids_are_looked_up_in_batches_and_a_second_create_updates_the_first(
+    client: NetGeniumClient, admin: Admin
+) -> None:
+    long_id = "AAMkAD" + "x" * 300  # longer than the column: stored fitted, found by the id as given
+    made = {}
+    for event_id in ("AAMkAD-one", "AAMkAD-two", long_id):
+        made[event_id] = await client.create_calendar_activity(
+            CalendarActivity(subject="Visit", start=WHEN, end=WHEN + timedelta(hours=1), user_id=7, event_id=event_id)
+        )
+    asked = [f"AAMkAD-missing-{n}" for n in range(150)] + ["AAMkAD-ONE", *made]
+    before = admin.counts().get("query", 0)
+    assert await client.find_calendar_activities_by_event_ids(asked) == made  # not "AAMkAD-ONE": ids are exact
+    assert 2 <= admin.counts()["query"] - before <= 4  # 154 ids: 100 a query at most, 1,500 filter characters
+    again = await client.create_calendar_activity(
+        CalendarActivity(subject="Moved", start=WHEN, end=WHEN + timedelta(hours=2), user_id=7, event_id="AAMkAD-two")
+    )
+    assert again == made["AAMkAD-two"]
+    assert (await client.calendar_activity(again)).subject == "Moved"  # type: ignore[union-attr]

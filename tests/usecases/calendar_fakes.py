@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -207,6 +207,7 @@ class FakeNetGenium:
         self.activities: dict[int, CalendarActivity] = {}
         self.writes: Counter[str] = Counter()
         self.upserted: list[CalendarActivity] = []
+        self.lookups = 0  # queries by event id (one per batch or per event)
         self.fail: dict[str, Failure] = {}
         self._ids = itertools.count(1001)
 
@@ -253,9 +254,28 @@ class FakeNetGenium:
     async def calendar_activity_ids(self, user_id: int) -> set[int]:
         return {a.id for a in self.of_user(user_id) if a.id is not None}
 
-    async def find_calendar_activity_by_event_id(self, event_id: str) -> int | None:
+    def _find(self, event_id: str) -> int | None:
         found = sorted(a.id for a in self.activities.values() if a.event_id == event_id and a.id is not None)
         return found[0] if found else None
+
+    async def find_calendar_activity_by_event_id(self, event_id: str) -> int | None:
+        self.lookups += 1
+        return self._find(event_id)
+
+    async def find_calendar_activities_by_event_ids(self, event_ids: Iterable[str]) -> dict[str, int]:
+        self.lookups += 1
+        found: dict[str, int] = {}
+        for event_id in event_ids:
+            activity_id = self._find(event_id)
+            if activity_id is not None:
+                found[event_id] = activity_id
+        return found
+
+    async def create_calendar_activity(self, activity: CalendarActivity) -> int:
+        # As the adapter's insert: repeatable by the unique event id (a second one updates the
+        # first), so it is the upsert without an id; failures and writes count under that name.
+        assert activity.id is None
+        return await self.upsert_calendar_activity(activity)
 
     async def upsert_calendar_activity(self, activity: CalendarActivity) -> int:
         self._failure("upsert_calendar_activity", activity)
@@ -263,7 +283,7 @@ class FakeNetGenium:
         self.upserted.append(activity)
         activity_id = activity.id
         if activity_id is None and activity.event_id:
-            activity_id = await self.find_calendar_activity_by_event_id(activity.event_id)
+            activity_id = self._find(activity.event_id)
         if activity_id is None:
             activity_id = next(self._ids)
         elif activity_id not in self.activities:

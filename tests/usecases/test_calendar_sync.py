@@ -957,3 +957,57 @@ async def test_refresh_users_with_nobody_synced_still_subscribes_nobody() -> Non
     assert subscribed == [[]]  # those subscribed before are removed
     assert state.saved[0].synced == []
     assert await synced_users(FakeUsersState()) == []
+
+
+async def test_a_first_sync_reads_the_pairs_once_and_asks_net_genium_for_event_ids_in_one_batch(world: World) -> None:
+    """A first sync of many events costs no per-item reads of the pairs table or of NET Genium's
+    event ids: the pairs are one partition read, the unpaired events' ids one batched query."""
+    for day in range(1, 29):
+        world.outlook.create(**meeting(day=day))
+    reads = Counter[str]()
+    inner_all, inner_by_event = world.pairs.all, world.pairs.by_event
+
+    async def counted_all(mailbox: str) -> Any:
+        reads["all"] += 1
+        return await inner_all(mailbox)
+
+    async def counted_by_event(mailbox: str, event_id: str) -> Any:
+        reads["by_event"] += 1
+        return await inner_by_event(mailbox, event_id)
+
+    world.pairs.all, world.pairs.by_event = counted_all, counted_by_event  # type: ignore[method-assign]
+    report = await world.run(sweep=True)
+    assert report.to_netgenium == 28
+    assert world.ng.lookups == 1
+    assert reads == {"all": 1}
+    world.assert_in_sync()
+    # The mapping and the delta link lost: a new round pairs all 28 again from one batch of event
+    # ids, creating nothing.
+    world.pairs.rows.clear()
+    await world.cursors.clear(delta_cursor(MAILBOX))
+    world.ng.lookups = 0
+    before = world.writes()
+    await world.run(sweep=True)
+    assert world.ng.lookups == 1
+    assert world.writes() == before
+    world.assert_in_sync()
+
+
+async def test_a_failed_pair_save_leaves_the_run_as_the_table_is_and_the_retry_creates_nothing_twice(
+    world: World,
+) -> None:
+    for day in (3, 4, 5):
+        world.outlook.create(**meeting(day=day))
+    saved: list[str] = []
+
+    def second_save_fails(pair: Any) -> Exception | None:
+        saved.append(pair.event_id)
+        return ServiceUnavailable("table storage is down") if len(saved) == 2 else None
+
+    world.pairs.fail["save"] = second_save_fails
+    with pytest.raises(ServiceUnavailable):
+        await world.run()
+    del world.pairs.fail["save"]
+    await world.run()
+    world.assert_in_sync()
+    assert len(world.ng.of_user(JANA.ng_user_id)) == 3
