@@ -142,12 +142,18 @@ def _netgenium_check(args: argparse.Namespace) -> int:
     return run_check(base_url, api_key, header, schema_map)
 
 
-def _sandbox(arguments: Sequence[str]) -> int:
-    """Run `python -m sandbox.replay`: the sandbox is a program of its own, outside the product,
-    so the product's command hands over to it instead of importing it."""
+def _sandbox(arguments: Sequence[str], module: str = "sandbox.replay") -> int:
+    """Run `python -m sandbox.replay` (or `sandbox.demo`): the sandbox is a program of its own,
+    outside the product, so the product's command hands over to it instead of importing it. On
+    POSIX the command becomes that program (exec): Ctrl+C and SIGTERM reach it directly, and it
+    stops every process it started."""
+    command = [sys.executable, "-m", module, *arguments]
+    if os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, command)  # noqa: S606 - our own module, no shell
     import subprocess
 
-    command = [sys.executable, "-m", "sandbox.replay", *arguments]
     return subprocess.run(command, check=False).returncode  # noqa: S603 - our own module, no shell
 
 
@@ -178,8 +184,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--schema-map", help="the schema map file (default: NETGENIUM_SCHEMA_MAP or the shipped one)")
     check.set_defaults(run=_netgenium_check)
 
-    # Listed for --help only: main() hands `crmservice sandbox ...` over before parsing.
+    # Listed for --help only: main() hands `crmservice sandbox ...` and `demo` over before parsing.
     commands.add_parser("sandbox", help="run the whole service on this machine: `crmservice sandbox replay --help`")
+    commands.add_parser(
+        "demo",
+        help="a scripted day of mail and calendar changes on the whole local service: `crmservice demo --help`",
+    )
 
     poison = commands.add_parser("poison", help="queue items that failed for good: why, and another try")
     poison_commands = poison.add_subparsers(dest="poison_command", required=True, metavar="COMMAND")
@@ -297,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["sandbox"]:
         return _sandbox(arguments[1:])
+    if arguments[:1] == ["demo"]:
+        return _sandbox(arguments[1:], "sandbox.demo")
     args = _parser().parse_args(arguments)
     result: int = args.run(args)
     return result
