@@ -16,7 +16,8 @@
 //
 // These grants are tenant-wide (every mailbox). docs/DEPLOY.md shows how to narrow Mail.Read to the
 // CRM mailbox and Calendars.ReadWrite to the calendar-sync users with Exchange Online RBAC for
-// Applications, and then remove the two tenant-wide grants this file makes.
+// Applications, then remove the two tenant-wide grants this file made, and redeploy it with
+// tenantWideMailboxAccess=false so that it does not grant them again.
 
 extension microsoftGraphV1
 
@@ -28,6 +29,9 @@ param appDisplayName string = 'CRMService for Azure'
 
 @description('Client id of the user-assigned identity to grant the permissions to instead of an app registration; empty to create an app registration.')
 param managedIdentityClientId string = ''
+
+@description('false once Exchange Online RBAC for Applications scopes Mail.Read and Calendars.ReadWrite (docs/DEPLOY.md): then only User.Read.All is granted here. A deployment never removes a grant it made before; the procedure removes them.')
+param tenantWideMailboxAccess bool = true
 
 var useManagedIdentity = !empty(managedIdentityClientId)
 
@@ -82,9 +86,12 @@ resource identityPrincipal 'Microsoft.Graph/servicePrincipals@v1.0' existing = i
   appId: managedIdentityClientId
 }
 
+// The permissions granted in Entra: all three, or User.Read.All alone once Exchange scopes the others.
+var grantedRoles = filter(graphAppRoles, role => tenantWideMailboxAccess || role.value == 'User.Read.All')
+
 // The admin consent: one app role assignment per permission, on Microsoft Graph's service principal.
 resource grants 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
-  for role in graphAppRoles: {
+  for role in grantedRoles: {
     resourceId: graph.id
     appRoleId: role.id
     principalId: useManagedIdentity ? identityPrincipal.id : appPrincipal.id

@@ -133,6 +133,11 @@ def test_graph_bicep_grants_exactly_the_three_application_permissions() -> None:
         "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
     }
     resources = tree["resources"]
+    assert resources["grants"]["config"]["loop_type"]["detail"]["array_name"] == "grantedRoles"
+    # With tenantWideMailboxAccess=false only User.Read.All stays granted in Entra (Exchange scopes the rest).
+    granted = tree["variables"]["grantedRoles"]["value"]["function"]
+    assert granted["type"] == "filter"
+    assert {"tenantWideMailboxAccess", "User.Read.All"} <= set(identifiers(granted))
     assert resources["grants"]["type"] == "Microsoft.Graph/appRoleAssignedTo"
     assert resources["grants"]["api_version"] == "v1.0"
     assert resources["graph"]["existing"] is True
