@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from crm_core.domain.activities import CalendarActivity
@@ -556,26 +556,21 @@ class CalendarSync:
         # The event's privacy now (it may have been switched in Outlook since the pair was saved).
         private = event_fields(event, self._policy).private
         if resolution.write_to is Side.NETGENIUM:
-            start, end = netgenium_times(fields, self._policy)
-            await self._ng.upsert_calendar_activity(
-                activity.model_copy(
-                    update={
-                        "subject": fields.subject,
-                        "start": start,
-                        "end": end,
-                        "all_day": fields.all_day,
-                        "location": fields.location,
-                        "body": fields.body,
-                        "event_id": event.id,
-                        "modified": None,
-                    }
-                )
-            )
+            await self._write_activity(activity, fields, event)
             report.to_netgenium += 1
         elif resolution.write_to is Side.OUTLOOK:
             # A private event's subject, body and location stay Outlook's own: only times go back.
             await self._outlook.write_event(user.mailbox, event.id, fields, times_only=private)
             report.to_outlook += 1
+            if private:
+                # ...and NET Genium shows them as the policy does (busy time), in this same run,
+                # rather than after the event's echo came back differing from what was saved.
+                shown = event_fields(event, self._policy)
+                settled = replace(fields, subject=shown.subject, location=shown.location, body=shown.body)
+                if settled.fingerprint() != self._activity_fields(activity, private).fingerprint():
+                    await self._write_activity(activity, settled, event)
+                    report.to_netgenium += 1
+                fields = settled
         elif activity.event_id != event.id:
             # Equal on both sides (a rebuilt pair): still note the event id in the activity.
             await self._ng.upsert_calendar_activity(
@@ -604,6 +599,23 @@ class CalendarSync:
                 event_modified=event.last_modified,
                 activity_modified=activity.modified,
                 private=private,
+            )
+        )
+
+    async def _write_activity(self, activity: CalendarActivity, fields: SyncedFields, event: OutlookEvent) -> None:
+        start, end = netgenium_times(fields, self._policy)
+        await self._ng.upsert_calendar_activity(
+            activity.model_copy(
+                update={
+                    "subject": fields.subject,
+                    "start": start,
+                    "end": end,
+                    "all_day": fields.all_day,
+                    "location": fields.location,
+                    "body": fields.body,
+                    "event_id": event.id,
+                    "modified": None,
+                }
             )
         )
 
