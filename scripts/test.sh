@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
-# Set up and test, from nothing: creates .venv at the repository root when it is missing,
+# Set up and test, from nothing: scripts/setup.sh creates .venv at the repository root when it is missing,
 # installs the project into it (so that .venv/bin/crmservice exists), the bridge's requirements (through
-# requirements-dev.txt), Firebird 3 from Debian and Azurite from npm, then
+# requirements-dev.txt) and Azurite from npm; then Firebird 3 and Chromium from Debian, then
 # runs ruff, mypy, the import contract and the whole test suite. Any failure, and pytest collecting no test, fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/python ]; then
-  python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
-fi
-.venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
-  || { echo "scripts/test.sh: .venv must be Python 3.11" >&2; exit 1; }
+# .venv (Python 3.11), the project and requirements-dev.txt in it, Azurite from npm: shared with scripts/demo.sh.
+bash scripts/setup.sh
 # Firebird 3 for the NET Genium bridge's tests (Debian's package; they start a private server of
 # their own with its own config, port and databases, so whether the package's service runs does not matter).
 if ! dpkg -s firebird3.0-server >/dev/null 2>&1 || ! command -v isql-fb >/dev/null; then
@@ -26,13 +23,6 @@ if [ ! -x /usr/bin/chromium ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
-# Azurite (the storage emulator the tests start), pinned in package-lock.json.
-if ! cmp -s package-lock.json node_modules/.installed-package-lock.json 2>/dev/null; then
-  npm ci --no-audit --no-fund --loglevel=error
-  cp package-lock.json node_modules/.installed-package-lock.json
 fi
 
 echo "== ruff"
