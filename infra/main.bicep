@@ -51,9 +51,18 @@ param virtualNetworkSubnetId string = ''
 @maxValue(90)
 param keyVaultSoftDeleteDays int = 90
 
-@description('Days Log Analytics keeps logs (30 is included in the ingestion price).')
-@minValue(30)
-@maxValue(730)
+@description('Days Log Analytics and Application Insights keep logs.')
+@allowed([
+  30
+  60
+  90
+  120
+  180
+  270
+  365
+  550
+  730
+])
 param logRetentionDays int = 30
 
 @description('Daily Log Analytics ingestion cap in GB; -1 for none.')

@@ -118,11 +118,10 @@ module site 'br/public:avm/res/web/site:0.24.0' = {
   }
 }
 
+// The site as deployed, for a property the module does not output (outputs are read after the
+// module's deployments have finished).
 resource deployed 'Microsoft.Web/sites@2024-04-01' existing = {
   name: name
-  dependsOn: [
-    site
-  ]
 }
 
 output name string = site.outputs.name

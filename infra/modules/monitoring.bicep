@@ -17,9 +17,18 @@ param appInsightsName string
 @description('Principal (object) id of the identity that sends telemetry.')
 param publisherPrincipalId string
 
-@description('Days the workspace keeps logs (30 is included in the ingestion price).')
-@minValue(30)
-@maxValue(730)
+@description('Days the workspace and Application Insights keep logs (the values Application Insights accepts).')
+@allowed([
+  30
+  60
+  90
+  120
+  180
+  270
+  365
+  550
+  730
+])
 param retentionDays int = 30
 
 @description('Daily ingestion cap in GB; -1 for none.')
