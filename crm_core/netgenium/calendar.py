@@ -170,6 +170,20 @@ class CalendarActivities:
             logger.warning("calendar activity %s unreadable: %s", activity_id, exc)
             return None
 
+    async def calendar_event_ids_in_window(self, user_id: int, start: datetime, end: datetime) -> dict[int, str]:
+        """One user's calendar activities that overlap [start, end] and carry an Outlook event id,
+        as activity id -> event id: what a lost mapping paired (the sweep rebuilds those pairs)."""
+        entity = self.schema_map.calendar_activities
+        event_column = entity.column("event_id").name
+        wanted = (
+            base_filter(entity)
+            & f.eq(entity.column("user").name, int(user_id))
+            & f.le(entity.column("start").name, end)
+            & f.ge(entity.column("end").name, start)
+        )
+        records = await self.transport.query(entity.table, wanted, columns=["id", event_column], orderby="id")
+        return {int(record["id"]): str(record[event_column]) for record in records if record.get(event_column)}
+
     async def calendar_activity_ids(self, user_id: int) -> set[int]:
         """The ids of one user's calendar activities (to see which were deleted)."""
         entity = self.schema_map.calendar_activities

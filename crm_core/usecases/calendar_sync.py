@@ -131,7 +131,7 @@ class CalendarSync:
             await self._inbound(user, window, report)
             await self._outbound(user, window, report)
             if sweep:
-                await self._sweep(user, report)
+                await self._sweep(user, window, report)
         log.info(
             "calendar: synced",
             extra={
@@ -528,12 +528,22 @@ class CalendarSync:
         await self._ng.upsert_calendar_activity(activity.model_copy(update={"event_id": event.id}))
         report.to_outlook += 1
 
-    async def _sweep(self, user: SyncedUser, report: CalendarReport) -> None:
-        """Pairs whose activity is gone from NET Genium: the event goes too."""
+    async def _sweep(self, user: SyncedUser, window: SyncWindow, report: CalendarReport) -> None:
+        """Pairs whose activity is gone from NET Genium: the event goes too. And pairs a lost
+        mapping forgot while neither side changed: activities in the window that carry an event
+        id but have no pair are paired again now (reads only when both sides agree), so that a
+        later delete on either side still reaches the other."""
         existing = await self._ng.calendar_activity_ids(user.ng_user_id)
-        for pair in await self._all_pairs(user):
+        pairs = await self._all_pairs(user)
+        for pair in pairs:
             if pair.activity_id not in existing:
                 await self._guarded(report, pair.event_id, self._activity_removed(user, pair, report))
+        paired = {pair.activity_id for pair in pairs}
+        mirrored = await self._ng.calendar_event_ids_in_window(user.ng_user_id, window.start, window.end)
+        for activity_id in sorted(set(mirrored) - paired):
+            activity = await self._ng.calendar_activity(activity_id)
+            if activity is not None and activity.user_id == user.ng_user_id:
+                await self._guarded(report, str(activity_id), self._activity_changed(user, activity, window, report))
 
     async def _activity_removed(self, user: SyncedUser, pair: CalendarPair, report: CalendarReport) -> None:
         if await self._outlook.remove_event(user.mailbox, pair.event_id):

@@ -490,3 +490,19 @@ async def test_event_ids_are_looked_up_in_batches_and_a_second_create_updates_th
     )
     assert again == made["AAMkAD-two"]
     assert (await client.calendar_activity(again)).subject == "Moved"  # type: ignore[union-attr]
+
+
+async def test_the_sweep_reads_the_mirrored_activities_of_one_user_in_the_window(client: NetGeniumClient) -> None:
+    def visit(hours: int, user: int, event_id: str | None) -> CalendarActivity:
+        start = WHEN + timedelta(hours=hours)
+        return CalendarActivity(
+            subject="V", start=start, end=start + timedelta(hours=1), user_id=user, event_id=event_id
+        )
+
+    inside = await client.create_calendar_activity(visit(2, 7, "AAMkAD-in"))
+    await client.create_calendar_activity(visit(2, 8, "AAMkAD-other-user"))
+    await client.create_calendar_activity(visit(2, 7, None))  # never synced: the watermark's business
+    await client.create_calendar_activity(visit(24 * 40, 7, "AAMkAD-later"))  # after the window
+    await client.create_email_activity(_activity())  # shares the table
+    found = await client.calendar_event_ids_in_window(7, WHEN, WHEN + timedelta(days=30))
+    assert found == {inside: "AAMkAD-in"}

@@ -251,6 +251,13 @@ class FakeNetGenium:
         found = [a for a in self.of_user(user_id) if a.modified is not None and a.modified >= since]
         return sorted(found, key=lambda a: (a.modified or since, a.id or 0))
 
+    async def calendar_event_ids_in_window(self, user_id: int, start: datetime, end: datetime) -> dict[int, str]:
+        return {
+            a.id: a.event_id
+            for a in self.of_user(user_id)
+            if a.id is not None and a.event_id and a.start <= end and a.end >= start
+        }
+
     async def calendar_activity_ids(self, user_id: int) -> set[int]:
         return {a.id for a in self.of_user(user_id) if a.id is not None}
 
