@@ -171,3 +171,14 @@ def test_a_second_run_starts_cleanly_serves_the_status_page_and_stops_on_ctrl_c(
     assert process.returncode == 0, err[-3000:]
     assert "Stopped" in out
     assert not _port_open(status_url)
+
+
+def test_demo_help_and_a_bad_day_file(tmp_path: Path) -> None:
+    shown = subprocess.run(demo_command("--help"), cwd=ROOT, capture_output=True, text=True, check=False)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: crmservice demo")
+    broken = tmp_path / "day.json"
+    broken.write_text('{"company": {}}')
+    bad = subprocess.run(
+        demo_command("--once", "--day", str(broken)), cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2 and "not a demo day" in bad.stderr
