@@ -76,16 +76,19 @@ class OpenTelemetry:
         *,
         tracer_provider: Any = None,
         meter_provider: Any = None,
-        graph_host: str | None = None,
-        netgenium_host: str | None = None,
+        graph_url: str | None = None,
+        netgenium_url: str | None = None,
     ) -> None:
         from opentelemetry import metrics, trace
 
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("crm_core")
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("crm_core")
         self._counters = {name: meter.create_counter(name, unit="1") for name in COUNTERS}
-        self._hosts = {
-            host.lower(): system for host, system in ((graph_host, "graph"), (netgenium_host, "netgenium")) if host
+        # By origin (host and port): on one machine, the sandbox's emulators share a host.
+        self._origins = {
+            origin: system
+            for url, system in ((graph_url, "graph"), (netgenium_url, "netgenium"))
+            if (origin := _origin(url or ""))
         }
 
     @contextmanager
@@ -96,13 +99,13 @@ class OpenTelemetry:
     def count(self, name: str, value: int = 1, attributes: Attributes | None = None) -> None:
         self._counters[name].add(value, attributes=_clean(attributes))
 
-    def system_of(self, host: str | None) -> str | None:
-        """ "graph" or "netgenium" for a request's host; None for any other (tokens, storage)."""
-        return self._hosts.get((host or "").lower())
+    def system_of(self, url: str) -> str | None:
+        """Which system a request's URL is of: "graph", "netgenium", or None (tokens, storage)."""
+        return self._origins.get(_origin(url))
 
-    def http_response(self, host: str | None, status: int | None, headers: Mapping[str, str] | None = None) -> None:
+    def http_response(self, url: str, status: int | None, headers: Mapping[str, str] | None = None) -> None:
         """Count one request to Graph or NET Genium, and a throttle when it was one."""
-        system = self.system_of(host)
+        system = self.system_of(url)
         if system is None:
             return
         self.count(GRAPH_REQUESTS if system == "graph" else NETGENIUM_REQUESTS, 1, {"http.status_code": status or 0})
@@ -124,8 +127,8 @@ class OpenTelemetry:
             status = getattr(response, "status_code", None)
             headers = getattr(response, "headers", None)
             pairs = {_text(k): _text(v) for k, v in headers.items()} if headers is not None else {}
-            host = urlsplit(_url_text(getattr(request, "url", None))).hostname
-            self.http_response(host, int(status) if status is not None else None, pairs)
+            url = _url_text(getattr(request, "url", None))
+            self.http_response(url, int(status) if status is not None else None, pairs)
 
         async def async_request_hook(span: Any, request: Any) -> None:
             request_hook(span, request)
@@ -153,8 +156,14 @@ def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def _host(url: str) -> str | None:
-    return urlsplit(url).hostname if url else None
+def _origin(url: str) -> str:
+    """ "host:port" of a URL (the scheme's port when it names none); "" for no URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return ""
+    return f"{parts.hostname}:{port}" if parts.hostname else ""
 
 
 def telemetry_from_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> Telemetry:
@@ -167,7 +176,7 @@ def telemetry_from_environment(settings: Settings, environ: Mapping[str, str] | 
     connection = environ.get(CONNECTION_SETTING, "").strip()
     if not connection:
         return NO_TELEMETRY
-    hosts = {"graph_host": _host(settings.graph_base_url), "netgenium_host": _host(settings.netgenium_base_url)}
+    hosts = {"graph_url": settings.graph_base_url, "netgenium_url": settings.netgenium_base_url}
     if _configured:
         return OpenTelemetry(**hosts)
     from azure.monitor.opentelemetry import configure_azure_monitor

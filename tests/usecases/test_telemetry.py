@@ -41,8 +41,8 @@ class Recorded:
         self.telemetry = OpenTelemetry(
             tracer_provider=tracer_provider,
             meter_provider=MeterProvider(metric_readers=[self.reader]),
-            graph_host="graph.microsoft.com",
-            netgenium_host="crm.firma.example",
+            graph_url="https://graph.microsoft.com/v1.0",
+            netgenium_url="http://127.0.0.1:8080/netgenium",
         )
 
     def counters(self) -> dict[tuple[str, tuple[tuple[str, Any], ...]], int]:
@@ -115,12 +115,14 @@ async def test_a_capture_leaves_a_span_with_id_decision_and_reason_and_moves_the
 def test_graph_and_netgenium_requests_and_throttles_are_counted_by_host() -> None:
     recorded = Recorded()
     telemetry = recorded.telemetry
-    telemetry.http_response("graph.microsoft.com", 200)
-    telemetry.http_response("GRAPH.microsoft.com", 429, {"Retry-After": "3"})
-    telemetry.http_response("crm.firma.example", 200)
-    telemetry.http_response("crm.firma.example", 503, {"retry-after": "10"})
-    telemetry.http_response("crm.firma.example", 503)  # down, not throttled
-    telemetry.http_response("login.microsoftonline.com", 200)  # a token: neither system
+    telemetry.http_response("https://graph.microsoft.com/v1.0/users/x/messages?$top=1", 200)
+    telemetry.http_response("https://GRAPH.microsoft.com:443/v1.0/users", 429, {"Retry-After": "3"})
+    telemetry.http_response("http://127.0.0.1:8080/netgenium/api/v1/health", 200)
+    telemetry.http_response("http://127.0.0.1:8080/api/v1/tables/t/records", 503, {"retry-after": "10"})
+    telemetry.http_response("http://127.0.0.1:8080/x", 503)  # down, not throttled
+    telemetry.http_response("http://127.0.0.1:10000/devstoreaccount1/Tables", 200)  # storage on the same host
+    telemetry.http_response("https://login.microsoftonline.com/t/oauth2/v2.0/token", 200)  # a token
+    telemetry.http_response("not a url", 200)
     counters = recorded.counters()
     graph = sum(n for (name, _), n in counters.items() if name == obs.GRAPH_REQUESTS)
     netgenium = sum(n for (name, _), n in counters.items() if name == obs.NETGENIUM_REQUESTS)
