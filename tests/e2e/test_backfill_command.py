@@ -149,6 +149,7 @@ def test_backfill_dry_run_then_interrupted_run_then_resumed(stack: SandboxStack)
     resumed = run(stack, *range_args("--json"))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
+    assert "mail/s" in resumed.stderr and "25/25" in resumed.stderr  # the progress bar: rate, count of total
     summary = json.loads(resumed.stdout.splitlines()[-1])
     assert summary["mails"] == 25 and summary["failed"] == []
     assert summary["resumed_from"] is not None
