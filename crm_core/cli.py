@@ -240,6 +240,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing: print what would be stored, one JSON object a mail as `explain` prints",
     )
+    backfill.add_argument(
+        "--folder",
+        default=None,
+        metavar="FOLDER",
+        help="the CRM mailbox's folder (default inbox, where the live capture reads and BCC copies land; "
+        "a well-known name such as archive, or a folder id, for mail a rule moved)",
+    )
     backfill.add_argument("--restart", action="store_true", help="read the range from its start again")
     backfill.add_argument("--page-size", type=int, metavar="N", help="mails a Graph page (default 200)")
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -316,7 +316,7 @@ async def _run_backfill(args: argparse.Namespace, settings: Settings, since: dat
             bar.update(1)
 
     try:
-        report = await runtime.backfill(page_size=args.page_size).run(
+        report = await runtime.backfill(page_size=args.page_size, folder=args.folder).run(
             since, until, dry_run=args.dry_run, restart=args.restart, on_start=started, on_item=done
         )
     finally:

@@ -310,9 +310,10 @@ class Runtime:
             resync_calendar=self._resync_calendar,
         )
 
-    def backfill(self, *, page_size: int | None = None) -> Backfill:
+    def backfill(self, *, page_size: int | None = None, folder: str | None = None) -> Backfill:
         """`crmservice backfill`: the CRM mailbox's older mail through this runtime's capture (build
         the runtime with a stable `worker`, so that a resumed run takes over its own claims)."""
+        from crm_core.domain.mailbox import MAIL_FOLDER
         from crm_core.storage.cursors import SyncCursors
         from crm_core.usecases.backfill import Backfill
 
@@ -322,6 +323,7 @@ class Runtime:
             self.capture,
             self.ledger,
             mailbox=self.settings.crm_mailbox,
+            folder=folder or MAIL_FOLDER,
             page_size=page_size,
         )
 
