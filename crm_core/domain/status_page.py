@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 
 from crm_core.domain.status import StatusReport, since_text
@@ -54,6 +54,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+_CALENDAR_SUBSCRIPTION_ROWS = 10
 _AXIS = 'text-anchor="end" font-size="11" fill="#5b6470"'
 _CHART_WIDTH, _CHART_HEIGHT, _CHART_TOP, _CHART_BOTTOM, _CHART_LEFT = 760, 200, 12, 26, 36
 
@@ -72,11 +73,17 @@ def _e(value: object) -> str:
 
 
 def _at(value: datetime | str | None) -> str:
+    """A time for reading, in UTC to the second; text that is no ISO time is shown as it is."""
     if value is None:
         return "never"
     if isinstance(value, str):
-        return value
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _card(label: str, figure: str, value: object, detail: str = "", css: str = "") -> str:
@@ -140,7 +147,8 @@ def render_status_page(report: StatusReport) -> str:
     last_detail = ""
     if report.last_captured_at is not None:
         last_detail = (
-            f'<span data-figure="last-captured-at">{_e(report.last_captured_at.isoformat())}</span><br>'
+            f'<span data-figure="last-captured-at" data-value="{_e(report.last_captured_at.isoformat())}">'
+            f"{_e(_at(report.last_captured_at))}</span><br>"
             f'<span data-figure="last-captured-id">{_e(report.last_captured_id or "")}</span>'
         )
     poison_total = report.poison_total
@@ -168,20 +176,29 @@ def render_status_page(report: StatusReport) -> str:
         f"{'no queue' if q.depth is None else q.depth}</td></tr>"
         for q in report.poison
     ]
+    # Every mail subscription; of the calendar ones (one per synced user) the soonest to expire.
+    mail_subscriptions = [s for s in report.subscriptions if s.kind == "mail"]
+    calendar_subscriptions = sorted((s for s in report.subscriptions if s.kind != "mail"), key=lambda s: s.expires_at)
+    shown = mail_subscriptions + calendar_subscriptions[:_CALENDAR_SUBSCRIPTION_ROWS]
     subscriptions = [
         f"<tr><td>{_e(s.kind)}</td><td>{_e(s.mailbox)}</td><td>{_e(_at(s.expires_at))}</td>"
         f'<td class="num {"bad" if s.expired else ""}" data-figure="subscription-minutes-left">'
         f"{'expired' if s.expired else _e(s.minutes_left)}</td><td>{_e(s.id)}</td></tr>"
-        for s in report.subscriptions
+        for s in shown
     ]
+    hidden = len(calendar_subscriptions) - _CALENDAR_SUBSCRIPTION_ROWS
+    if hidden > 0:
+        subscriptions.append(f'<tr><td colspan="5">and {hidden} more calendar subscriptions</td></tr>')
+    expired = sum(1 for s in report.subscriptions if s.expired)
     correspondents = [
         f'<tr><td>{_e(c.address)}</td><td class="num" data-figure="correspondent-count" data-address="{_e(c.address)}">'
-        f"{c.count}</td><td>{_e(c.last_seen)}</td></tr>"
+        f"{c.count}</td><td>{_e(_at(c.last_seen))}</td></tr>"
         for c in report.correspondents
     ]
     calendar = report.calendar
     synced = [
-        f"<tr><td>{_e(u.email)}</td><td>{_e(u.ng_user_id)}</td><td>{_e(u.synced_up_to or 'not yet')}</td></tr>"
+        f"<tr><td>{_e(u.email)}</td><td>{_e(u.ng_user_id)}</td>"
+        f"<td>{_e(_at(u.synced_up_to) if u.synced_up_to else 'not yet')}</td></tr>"
         for u in calendar.synced
     ]
     unmatched = [
@@ -189,13 +206,14 @@ def render_status_page(report: StatusReport) -> str:
         for u in calendar.unmatched
     ]
     conflicts = [
-        f"<tr><td>{_e(c.at)}</td><td>{_e(c.mailbox)}</td><td>{_e(c.winner)} over {_e(c.loser)}</td>"
+        f"<tr><td>{_e(_at(c.at))}</td><td>{_e(c.mailbox)}</td><td>{_e(c.winner)} over {_e(c.loser)}</td>"
         f"<td>{_e(', '.join(c.fields))}</td></tr>"
         for c in calendar.conflicts
     ]
     body = [
         "<h1>CRMService status</h1>",
-        f'<p class="sub">Generated <span data-figure="generated-at">{_e(report.generated_at.isoformat())}</span>; '
+        f'<p class="sub">Generated <span data-figure="generated-at" data-value="{_e(report.generated_at.isoformat())}">'
+        f"{_e(_at(report.generated_at))}</span>; "
         f"figures from the capture ledger and the service's tables, last {report.window_hours} hours "
         f"from {_e(_at(report.window_start))}.</p>",
         f'<div class="cards">{cards}</div>',
@@ -207,6 +225,9 @@ def render_status_page(report: StatusReport) -> str:
         "<h2>Poison queues</h2>",
         _table(["queue", "items"], poison, "no poison queue", "poison"),
         "<h2>Subscriptions</h2>",
+        f'<p><span data-figure="subscriptions">{len(report.subscriptions)}</span> '
+        f"({len(mail_subscriptions)} mail, {len(calendar_subscriptions)} calendar), "
+        f'<span data-figure="subscriptions-expired" class="{"bad" if expired else ""}">{expired}</span> expired.</p>',
         _table(["kind", "mailbox", "expires", "minutes left", "id"], subscriptions, "no subscription", "subscriptions"),
         "<h2>Top unmatched correspondents</h2>",
         _table(["address", "mails", "last seen"], correspondents, "none", "correspondents"),

@@ -192,3 +192,24 @@ def test_the_status_function_is_a_get_route_behind_a_function_key() -> None:
     assert found["route"] == "status"
     assert [m.upper() for m in found["methods"]] == ["GET"]
     assert found["auth"].lower() == "function"
+
+
+def test_calendar_subscriptions_beyond_ten_are_summed_up_and_expired_ones_counted() -> None:
+    def record(n: int, kind: str, minutes: int) -> SubscriptionRecord:
+        expires = NOW + timedelta(minutes=minutes)
+        return SubscriptionRecord(f"s{n}", "r", kind, f"u{n}@firma.example", "secret", expires, NOW)
+
+    records = [record(0, "mail", 600)] + [record(n, "events", 30 * n - 60) for n in range(1, 16)]
+    page = render_status_page(report(subscriptions=records))
+    assert 'data-table="subscriptions" data-rows="12"' in page  # the mail one, ten calendar ones, "and 5 more"
+    assert "and 5 more calendar subscriptions" in page
+    assert figure(page, "subscriptions") == "16" and figure(page, "subscriptions-expired") == "2"  # n = 1, 2
+    assert "u1@firma.example" in page and "u15@firma.example" not in page  # the soonest to expire are shown
+    assert page.count(">expired<") == 2
+
+
+def test_times_are_shown_in_utc_to_the_second_and_kept_exact_in_data_values() -> None:
+    at = datetime(2026, 12, 1, 7, 5, 9, 123456, tzinfo=UTC)
+    page = render_status_page(report([LedgerOutcome("<a@x>", LedgerState.WRITTEN, at)], now=at + timedelta(seconds=5)))
+    assert figure(page, "last-captured-at") == "2026-12-01 07:05:09 UTC"
+    assert f'data-value="{at.isoformat()}"' in page
