@@ -330,11 +330,18 @@ class Runtime:
     # ---- entry points --------------------------------------------------------------------------
 
     async def accept_notifications(self, body: bytes) -> Intake:
+        from crm_core.domain.notifications import NotificationRejected
         from crm_core.usecases.notification_intake import accept_changes
-        from crm_core.usecases.observability import SPAN_NOTIFICATIONS
+        from crm_core.usecases.observability import DECISION, REASON, SPAN_NOTIFICATIONS
 
         with self.telemetry.span(SPAN_NOTIFICATIONS) as span:
-            intake = await accept_changes(body, self.subscriptions)
+            try:
+                intake = await accept_changes(body, self.subscriptions)
+            except NotificationRejected as exc:
+                span.set(DECISION, "rejected")
+                span.set(REASON, exc.reason)
+                raise
+            span.set(DECISION, "queued" if intake.tasks else "dropped")
             span.set("crm.tasks", len(intake.tasks))
             span.set("crm.dropped", intake.dropped)
             return intake

@@ -141,6 +141,35 @@ def test_attributes_drop_none_and_are_cut_short() -> None:
     assert set(attributes) == {"b", "c", "e"} and len(str(attributes["b"])) == 256 and len(str(attributes["e"])) == 256
 
 
+async def test_a_webhook_post_leaves_a_span_that_says_queued_dropped_or_rejected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crm_core.domain.notifications import NotificationRejected
+    from crm_core.domain.settings import load_settings
+    from crm_core.runtime import Runtime
+    from tests.usecases.fakes import FakeSubscriptionRecords, notification_body
+    from tests.usecases.test_notification_intake import OURS, SECRET, change
+
+    for name, value in APP_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    recorded = Recorded()
+    runtime = Runtime(load_settings())
+    subscriptions = FakeSubscriptionRecords()
+    await subscriptions.save(OURS)
+    runtime.__dict__.update(telemetry=recorded.telemetry, subscriptions=subscriptions)
+
+    await runtime.accept_notifications(notification_body(change("AAMkAD-1", client_state=SECRET)))
+    await runtime.accept_notifications(notification_body(change("AAMkAD-2", client_state="forged-" + "y" * 40)))
+    with pytest.raises(NotificationRejected):
+        await runtime.accept_notifications(b"not json")
+
+    spans = [dict(s.attributes or {}) for s in recorded.spans.get_finished_spans() if s.name == obs.SPAN_NOTIFICATIONS]
+    assert [(a[obs.DECISION], a.get("crm.tasks")) for a in spans] == [("queued", 1), ("dropped", 0), ("rejected", None)]
+    assert spans[1]["crm.dropped"] == 1
+    assert spans[2][obs.REASON] == "body is not JSON"
+    assert SECRET not in json.dumps(spans) and "forged" not in json.dumps(spans)
+
+
 APP_SETTINGS = {
     "CRM_MAILBOX": CRM,
     "CRM_NOTIFICATION_URL": "https://crm.firma.example/api/notifications?code=k1",
