@@ -118,6 +118,7 @@ class AdminEndpoints:
             "idle": idle and self.invoker.running == 0 and not self.invoker.background,
             "queues": queues,
             "invocations": {name: c.as_json() for name, c in self.invoker.counters.items()},
+            "busy_seconds": round(self.invoker.busy_seconds, 3),
         }
         return web.json_response(body)
 

@@ -61,11 +61,29 @@ class Invoker:
         self.wake = wake
         self.counters = {spec.name: InvocationCounters() for spec in functions}
         self.background: set[asyncio.Task[None]] = set()
+        # Seconds during which at least one invocation ran: what a consumption plan bills per instance.
+        self._busy_total = 0.0
+        self._busy_since: float | None = None
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="function")
 
     @property
     def running(self) -> int:
         return sum(c.running for c in self.counters.values())
+
+    @property
+    def busy_seconds(self) -> float:
+        """Wall-clock seconds since start during which at least one invocation ran."""
+        ongoing = time.monotonic() - self._busy_since if self._busy_since is not None else 0.0
+        return self._busy_total + ongoing
+
+    def _started(self) -> None:
+        if self.running == 0:
+            self._busy_since = time.monotonic()
+
+    def _ended(self) -> None:
+        if self.running == 0 and self._busy_since is not None:
+            self._busy_total += time.monotonic() - self._busy_since
+            self._busy_since = None
 
     async def invoke(self, spec: FunctionSpec, trigger_value: TriggerValue, *, reason: str) -> object:
         """Call the user function with its bindings, then write its outputs; raises what the function raised."""
@@ -78,6 +96,7 @@ class Invoker:
             kwargs["context"] = InvocationContext(invocation_id, spec.name, str(self.app_dir))
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", spec.name, reason, invocation_id)
         started = time.perf_counter()
+        self._started()
         counters.running += 1
         try:
             if spec.is_async:
@@ -106,6 +125,7 @@ class Invoker:
             raise
         finally:
             counters.running -= 1
+            self._ended()
         counters.succeeded += 1
         log.info(
             "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",

@@ -38,10 +38,13 @@ class QueueStatus(TypedDict):
     poisoned: int
 
 
-class SandboxStatus(TypedDict):
-    """`/admin/sandbox/status`: `idle` is what a test waits for; the rest says why it is not idle yet."""
+class SandboxStatus(TypedDict, total=False):
+    """`/admin/sandbox/status`: `idle` is what a test waits for; the rest says why it is not idle yet.
+    `busy_seconds`: wall-clock seconds since start during which at least one invocation ran (what a
+    consumption plan bills an instance for); absent while a supervised worker restarts."""
 
     state: str
     idle: bool
     queues: dict[str, QueueStatus]
     invocations: dict[str, InvocationStatus]
+    busy_seconds: float

@@ -90,11 +90,19 @@ def test_a_queue_message_can_be_delivered_twice(supervised: Runner) -> None:
     assert len([x for x in runner.records("queue") if x["body"] == body + "-other"]) == 1
 
 
-def test_without_the_setting_the_app_runs_in_the_runners_own_process(azurite: Azurite, tmp_path: Path) -> None:
+def test_without_the_setting_the_app_runs_in_the_runners_own_process_and_busy_time_is_counted(azurite: Azurite, tmp_path: Path) -> None:
     runner = start_runner(azurite, tmp_path)
     try:
         assert runner.get("/admin/host/status").json()["processId"] == runner.server.process.pid  # type: ignore[union-attr]
         assert runner.get("/admin/sandbox/worker").status == 404
         assert runner.get("/admin/sandbox/faults").json()["duplicate_next"] == 0
+        # busy_seconds: the time at least one invocation ran (a slow message sleeps a second).
+        before = runner.get("/admin/sandbox/status").json()["busy_seconds"]
+        body = f"slow-{uuid.uuid4().hex}"
+        assert runner.post_json("/api/enqueue", [body]).status == 202
+        wait_for(lambda: [r for r in runner.records("queue-done") if r["body"] == body], what="the slow message")
+        wait_for(lambda: runner.get("/admin/sandbox/status").json()["idle"], what="idle")
+        busy = runner.get("/admin/sandbox/status").json()["busy_seconds"] - before
+        assert 1.0 <= busy < 30
     finally:
         runner.server.stop()
