@@ -166,6 +166,26 @@ def _origin(url: str) -> str:
     return f"{parts.hostname}:{port}" if parts.hostname else ""
 
 
+AUTHENTICATION_SETTING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+
+
+def entra_credential(environ: Mapping[str, str]) -> Any:
+    """The managed identity to send with, when Application Insights refuses local authentication
+    (the deployment disables it and sets `Authorization=AAD;ClientId=<identity>`); else None.
+
+    Without it, the exporter's requests would be refused and telemetry silently lost.
+    """
+    parts = dict(
+        part.split("=", 1) for part in environ.get(AUTHENTICATION_SETTING, "").split(";") if "=" in part
+    )
+    if parts.get("Authorization", "").upper() != "AAD":
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = parts.get("ClientId", "").strip()
+    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+
+
 def telemetry_from_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> Telemetry:
     """OpenTelemetry to Application Insights when the connection string is set; else `NO_TELEMETRY`.
 
@@ -186,10 +206,15 @@ def telemetry_from_environment(settings: Settings, environ: Mapping[str, str] | 
     # Sampling is the distro's default (rate-limited, 5 traces a second; OTEL_TRACES_SAMPLER changes it);
     # the counters are not sampled.
     off = ("django", "fastapi", "flask", "psycopg2", "httpx")
+    options: dict[str, Any] = {}
+    credential = entra_credential(environ)
+    if credential is not None:
+        options["credential"] = credential
     configure_azure_monitor(
         connection_string=connection,
         disable_logging=True,
         instrumentation_options={name: {"enabled": False} for name in off},
+        **options,
     )
     telemetry = OpenTelemetry(**hosts)
     telemetry.instrument_httpx()

@@ -315,3 +315,23 @@ def test_with_the_connection_string_spans_and_counters_reach_opentelemetry_and_u
     assert names.count(obs.NETGENIUM_REQUESTS) == 2 and names.count(obs.CAPTURED) == 1
     assert [attrs["crm.system"] for name, attrs in result["counted"] if name == obs.THROTTLES] == ["netgenium"]
     assert "SUBJECT-CANARY" not in out.stdout and "customer.example" not in out.stdout
+
+
+def test_with_local_authentication_off_the_exporter_sends_as_the_managed_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deployment disables Application Insights' local authentication and sets
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING; without a credential every export would be refused."""
+    import azure.identity
+
+    from crm_core.telemetry import entra_credential
+
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(azure.identity, "ManagedIdentityCredential", lambda **kw: made.append(kw) or "credential")
+    assert entra_credential({}) is None
+    assert entra_credential({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=key"}) is None
+    assert made == []
+    client_id = "0b8e1a2c-0000-4000-8000-000000000001"
+    setting = {"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"Authorization=AAD;ClientId={client_id}"}
+    assert entra_credential(setting) == "credential"
+    assert made == [{"client_id": client_id}]
