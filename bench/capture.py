@@ -7,9 +7,14 @@ function_app.py), then measures:
   for one notification and for 100 in one POST (valid clientState);
 - `e2e_msgs_per_s`: 1,000 relevant mails delivered in a burst, until the last is an activity;
 - `e2e_latency_ms_p95`: delivery to stored activity, at a steady 5 mails per second;
-- `graph_requests_per_message` (steady and burst) and `ng_requests_per_message`.
+- `graph_requests_per_message` (steady and burst) and `ng_requests_per_message`;
+- `capture_cpu_ms_per_message`: CPU time (user + system, from /proc) of the runner process, which
+  runs the app as the Functions worker does, per mail of the steady phase (each mail its own
+  webhook call and delta round; `_burst` beside it for the burst), and from the runner's busy time
+  (`busy_seconds`: at least one invocation running), its executions and the process's peak RSS,
+  `usd_per_100k_mails` on Flex Consumption (bench/cost.py; `_burst` beside it).
 
-    python bench/capture.py [--burst 1000] [--steady 100] [--latency-ms 20]
+    python bench/capture.py [--burst 1000] [--steady 100] [--latency-ms 20] [--quick]
 
 Prints one JSON object.
 """
@@ -33,6 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.cost import flex_cost, process_cpu_seconds, process_peak_rss_mb
 from crm_core.domain.directory import Contact, DirectoryFile, Order, User
 from crm_core.storage.ledger import LedgerState
 from crm_core.storage.tables import LEDGER_TABLE, TableStorage
@@ -96,6 +102,19 @@ def counts(stack: SandboxStack) -> dict[str, int]:
     return stack.request_counts()
 
 
+def worker_usage(stack: SandboxStack) -> dict[str, float]:
+    """The runner process's CPU seconds, busy seconds and executions so far."""
+    process = stack.runners[0].process
+    assert process is not None
+    status = stack.runner_status()
+    executions = sum(c["succeeded"] + c["failed"] for c in status["invocations"].values())
+    return {"cpu": process_cpu_seconds(process.pid), "busy": status.get("busy_seconds", 0.0), "executions": executions}
+
+
+def usage_per_mail(before: dict[str, float], after: dict[str, float], mails: int) -> dict[str, float]:
+    return {key: (after[key] - before[key]) / mails for key in before}
+
+
 def webhook_acks(stack: SandboxStack, graph_ids: list[str]) -> tuple[list[float], list[float]]:
     """Acks for single notifications and for POSTs of 100, against mails already stored."""
     url = f"{stack.runners[0].base_url}/api/notifications"
@@ -124,7 +143,10 @@ def main() -> None:
     parser.add_argument("--steady", type=int, default=100)
     parser.add_argument("--rate", type=float, default=5.0)
     parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="200 mails in the burst, 30 steady")
     args = parser.parse_args()
+    if args.quick:
+        args.burst, args.steady = min(args.burst, 200), min(args.steady, 30)
 
     with SandboxStack(DIRECTORY, graph_latency_ms=args.latency_ms, netgenium_latency_ms=args.latency_ms) as stack:
         # Warm up (the first capture creates tables and reads the user list), then measure.
@@ -136,6 +158,7 @@ def main() -> None:
 
         # Steady: one mail every 1/rate seconds; latency from delivery to the ledger's completion.
         stack.reset_counts()
+        steady_before = worker_usage(stack)
         delivered: dict[str, datetime] = {}
         graph_ids: list[str] = []
         for n in range(args.steady):
@@ -146,10 +169,12 @@ def main() -> None:
         done = wait_written(stack, set(delivered), timeout=120)
         stack.settle(timeout=60)
         steady_counts = counts(stack)
+        steady_usage = usage_per_mail(steady_before, worker_usage(stack), args.steady)
         latencies = [(done[m] - at).total_seconds() * 1000 for m, at in delivered.items()]
 
         # Burst: every mail at once (in POSTs of 100, as fast as the emulator takes them).
         stack.reset_counts()
+        burst_before = worker_usage(stack)
         burst = [customer_mail(n, "burst") for n in range(args.burst)]
         start = time.perf_counter()
         for offset in range(0, len(burst), 100):
@@ -159,13 +184,28 @@ def main() -> None:
         burst_seconds = time.perf_counter() - start
         stack.settle(timeout=120)
         burst_counts = counts(stack)
+        burst_usage = usage_per_mail(burst_before, worker_usage(stack), args.burst)
+        assert stack.runners[0].process is not None
+        peak_rss_mb = process_peak_rss_mb(stack.runners[0].process.pid)
 
         single, batch = webhook_acks(stack, graph_ids)
         stack.wait_quiet(timeout=120)
 
+    cost = flex_cost(steady_usage["busy"], steady_usage["executions"], peak_rss_mb)
+    cost_burst = flex_cost(burst_usage["busy"], burst_usage["executions"], peak_rss_mb)
     print(
         json.dumps(
             {
+                "capture_cpu_ms_per_message": round(steady_usage["cpu"] * 1000, 2),
+                "capture_cpu_ms_per_message_burst": round(burst_usage["cpu"] * 1000, 2),
+                "usd_per_100k_mails": cost["usd_per_100k_mails"],
+                "usd_per_100k_mails_burst": cost_burst["usd_per_100k_mails"],
+                "worker_busy_ms_per_message": round(steady_usage["busy"] * 1000, 2),
+                "worker_busy_ms_per_message_burst": round(burst_usage["busy"] * 1000, 2),
+                "worker_executions_per_message": round(steady_usage["executions"], 3),
+                "worker_executions_per_message_burst": round(burst_usage["executions"], 3),
+                "worker_peak_rss_mb": round(peak_rss_mb, 1),
+                **{k: v for k, v in cost.items() if k != "usd_per_100k_mails"},
                 "webhook_ack_ms_p99": round(p(single, 99), 1),
                 "webhook_ack_batch100_ms_p99": round(p(batch, 99), 1),
                 "e2e_msgs_per_s": round(args.burst / burst_seconds, 1),
@@ -181,6 +221,7 @@ def main() -> None:
                 "steady_rate_per_s": args.rate,
                 "emulator_latency_ms": args.latency_ms,
                 "cpu_count": os.cpu_count(),
+                "quick": args.quick,
             }
         )
     )
