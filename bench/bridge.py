@@ -7,7 +7,9 @@ loopback HTTP. Prints one JSON object:
 
 - `bridge_lookup_ms_p50`: one `find_contacts_by_emails` call with 50 addresses (goal < 10 ms);
 - `bridge_insert_per_s`: activity records inserted per second by 8 concurrent writers (goal >= 200/s);
-- the same with the suffix `_sqlite`.
+- the same with the suffix `_sqlite`;
+- each of them again with the suffix `_direct`: direct mode (NETGENIUM_DATABASE_URL), the same
+  client over the bridge's store in the measuring process, without HTTP.
 
     .venv/bin/python bench/bridge.py [--contacts 100000] [--calls 200] [--inserts 2000]
 """
@@ -24,6 +26,7 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -35,12 +38,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 import sqlalchemy as sa
 
 from bridge.keys import hash_key
 from crm_core.netgenium import NetGeniumClient, default_schema_map
+from crm_core.netgenium.direct import StoreTransport, open_store
 from sandbox.launch import REPO_ROOT, free_port
 from sandbox.netgenium.ddl import create_tables
 from sandbox.netgenium.firebird import FirebirdServer
@@ -127,6 +132,7 @@ async def inserts(client: NetGeniumClient, total: int, writers: int) -> dict[str
     async def writer() -> None:
         while not queue.empty():
             n = queue.get_nowait()
+            message_id = f"<bench.{n}.{time.time_ns()}@customer.example>"
             await client.insert(
                 "ng_activities",
                 {
@@ -135,8 +141,8 @@ async def inserts(client: NetGeniumClient, total: int, writers: int) -> dict[str
                     "ng_body": "Hello,\nwhen will it arrive?\n" * 20,
                     "ng_direction": "incoming",
                     "ng_date": datetime.now(UTC).isoformat(),
-                    "ng_message_id": f"<bench.{n}.{time.time_ns()}@customer.example>",
-                    "ng_message_key": f"{n:064x}",
+                    "ng_message_id": message_id,
+                    "ng_message_key": hashlib.sha256(message_id.encode()).hexdigest(),
                     "ng_contact_id": n % 1000 + 1,
                     "ng_user_id": 1,
                 },
@@ -156,8 +162,17 @@ def measure(database_url: str, folder: Path, args: argparse.Namespace) -> dict[s
             figures.update(await inserts(client, args.inserts, args.writers))
         return figures
 
+    async def run_direct() -> dict[str, float]:
+        # Direct mode: the same client over the bridge's store in this process, no HTTP in between.
+        opener = partial(open_store, database_url, default_schema_map(), time_zone="Europe/Prague", files_folder="")
+        async with NetGeniumClient.over(StoreTransport(opener, name="direct:bench")) as client:
+            figures = await lookups(client, args.contacts, args.calls)
+            figures.update(await inserts(client, args.inserts, args.writers))
+        return {f"{name}_direct": value for name, value in figures.items()}
+
     with bridge_process(database_url, folder) as base_url:
         figures = asyncio.run(run(base_url))
+    figures.update(asyncio.run(run_direct()))
     return {**figures, "seed_seconds": round(seeded, 2)}
 
 
