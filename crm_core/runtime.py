@@ -68,27 +68,34 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:500]}"
 
 
-@asynccontextmanager
-async def operator_state(connection: str) -> AsyncIterator[OperatorState]:
-    """The stores the `crmservice` operator commands read, opened on one storage connection."""
+def _operator_state(storage: TableStorage, connection: str) -> OperatorState:
+    """The stores operator queries read, over one table storage (and, for the poison queues, its
+    connection string)."""
     from crm_core.storage.calendar import CalendarConflicts, CalendarUsers
     from crm_core.storage.correspondents import UnmatchedCorrespondents
     from crm_core.storage.cursors import SyncCursors
     from crm_core.storage.failures import FailureLog
     from crm_core.storage.ledger import CaptureLedger
     from crm_core.storage.queues import PoisonQueues
-    from crm_core.storage.tables import TableStorage
     from crm_core.usecases.operator_queries import OperatorState
 
+    return OperatorState(
+        ledger=CaptureLedger(storage),
+        correspondents=UnmatchedCorrespondents(storage),
+        poison=PoisonQueues(connection, FailureLog(storage)),
+        calendar_users=CalendarUsers(storage),
+        calendar_conflicts=CalendarConflicts(storage),
+        cursors=SyncCursors(storage),
+    )
+
+
+@asynccontextmanager
+async def operator_state(connection: str) -> AsyncIterator[OperatorState]:
+    """The stores the `crmservice` operator commands read, opened on one storage connection."""
+    from crm_core.storage.tables import TableStorage
+
     async with TableStorage.from_connection_string(connection) as storage:
-        yield OperatorState(
-            ledger=CaptureLedger(storage),
-            correspondents=UnmatchedCorrespondents(storage),
-            poison=PoisonQueues(connection, FailureLog(storage)),
-            calendar_users=CalendarUsers(storage),
-            calendar_conflicts=CalendarConflicts(storage),
-            cursors=SyncCursors(storage),
-        )
+        yield _operator_state(storage, connection)
 
 
 @asynccontextmanager
@@ -406,22 +413,11 @@ class Runtime:
     async def status_page(self, format: str | None = None) -> StatusResponse:
         """The status page (with `format="json"` its figures as JSON), from the service's stores."""
         from crm_core.domain.status_page import status_response
-        from crm_core.storage.calendar import CalendarConflicts, CalendarUsers
-        from crm_core.storage.correspondents import UnmatchedCorrespondents
-        from crm_core.storage.cursors import SyncCursors
-        from crm_core.storage.queues import PoisonQueues
-        from crm_core.usecases.operator_queries import OperatorState
         from crm_core.usecases.status_report import StatusSources, status_report
 
-        storage = self.storage
-        state = OperatorState(
-            ledger=self.ledger,
-            correspondents=UnmatchedCorrespondents(storage),
-            poison=PoisonQueues(self.settings.azure_web_jobs_storage.get_secret_value(), self.failures),
-            calendar_users=CalendarUsers(storage),
-            calendar_conflicts=CalendarConflicts(storage),
-            cursors=SyncCursors(storage),
-        )
+        # Poison depths come from `delayed` (which also works with a managed identity), not from
+        # the state's poison queues, which need a connection string.
+        state = _operator_state(self.storage, self.settings.azure_web_jobs_storage.get_secret_value())
         report = await status_report(StatusSources(state, self.ledger, self.subscriptions, self.delayed))
         return status_response(report, format)
 
