@@ -7,7 +7,8 @@ mailbox and travels Graph → webhook → queue → capture → NET Genium, and 
 of it and why (the ledger's record, as `crmservice why` shows it); then calendar changes in Outlook
 and in NET Genium, synced both ways. A summary table compares every mail with the fate the file
 scripts for it. The status page stays open at the printed URL until Ctrl+C (`--once`: exit after
-the summary). Every run starts from nothing: fresh storage and databases, free ports.
+the summary). Mail from before the service's first run is captured by `crmservice backfill`, run
+as an administrator runs it. Every run starts from nothing: fresh storage and databases, free ports.
 
 Exit status: 0 every mail and the calendar came out as scripted, 1 not, 2 a bad data file.
 """
@@ -85,10 +86,20 @@ class DemoMail(_Model):
     expect: Expect
 
 
+class HistoryMail(_Model):
+    """A mail received before the service's first run: `crmservice backfill` captures it."""
+
+    days_ago: int = Field(gt=30)  # older than the first run's cutoff (CRM_INITIAL_SYNC_DAYS, 30)
+    case: str
+    message: dict[str, Any]
+    expect: Expect
+
+
 class DemoDay(_Model):
     about: str = ""
     company: Company
     mails: list[DemoMail]
+    history: list[HistoryMail] = Field(default_factory=list)
     calendar: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -100,10 +111,11 @@ def load_day(path: Path) -> DemoDay:
 
 def mail_texts(day: DemoDay) -> list[str]:
     """Every subject and body the day's mails carry (for checking that no log shows them)."""
-    texts = []
-    for mail in day.mails:
-        subject = mail.message.get("subject")
-        body = (mail.message.get("body") or {}).get("content")
+    texts: list[str] = []
+    messages = [mail.message for mail in day.mails] + [mail.message for mail in day.history]
+    for message in messages:
+        subject = message.get("subject")
+        body = (message.get("body") or {}).get("content")
         texts += [text for text in (subject, body) if isinstance(text, str) and text.strip()]
     return texts
 
@@ -181,28 +193,76 @@ class Demo:
         self.stack.deliver(mail.message)
         if mail.expect.duplicate:
             self.stack.wait_quiet(timeout=60.0, quiet=1.0)  # its capture ran and found the ledger's row
+        self._show(number, mail.time, mail.case, message_id, mail.expect)
+
+    def _show(self, number: int, when: str, case: str, message_id: str, expect: Expect) -> None:
+        """What became of one mail, from the ledger (what `crmservice why` answers) and NET Genium."""
         entry = self._wait_for(message_id)
         activities = self._activities(message_id)
         got = self._got(entry, activities)
-        ok, wrong = self._compare(mail.expect, got)
+        ok, wrong = self._compare(expect, got)
         self.results.append(
             {
                 "number": number,
-                "time": mail.time,
-                "case": mail.case,
+                "time": when,
+                "case": case,
                 "message_id": message_id,
-                "expected": mail.expect.model_dump(),
+                "expected": expect.model_dump(),
                 "got": got,
                 "ok": ok,
                 "wrong": wrong,
             }
         )
-        self.say(f"[{mail.time}] {mail.case}")
-        self.say(f"        -> {self._fate(got, duplicate=mail.expect.duplicate)}")
+        self.say(f"[{when}] {case}")
+        self.say(f"        -> {self._fate(got, duplicate=expect.duplicate)}")
         for reason in got["reasons"]:
             self.say(f"           because: {reason}")
         if not ok:
             self.say(f"           NOT AS SCRIPTED: {'; '.join(wrong)}")
+
+    def play_history(self) -> None:
+        """Older mail, in the mailbox before the service's first run: the live path reads 30 days
+        back and leaves it; `crmservice backfill` (run as an administrator runs it) captures it."""
+        if not self.day.history:
+            return
+        import os
+        import subprocess
+
+        now = datetime.now(UTC)
+        oldest = max(mail.days_ago for mail in self.day.history)
+        self.say()
+        self.say(
+            f"Older mail: {len(self.day.history)} mails received {min(m.days_ago for m in self.day.history)} to "
+            f"{oldest} days ago were in the mailbox before the service's first run, which reads 30 days back."
+        )
+        self.stack.graph_faults(dropNotificationsRate=1.0)  # already there: no change notification
+        try:
+            for mail in self.day.history:
+                received = (now - timedelta(days=mail.days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                self.stack.deliver({**mail.message, "receivedDateTime": received})
+            self.stack.wait_quiet(timeout=60.0, quiet=1.0)
+        finally:
+            self.stack.graph_admin("DELETE", "faults").raise_for_status()
+        since = (now - timedelta(days=oldest + 1)).date().isoformat()
+        self.say(f"  $ crmservice backfill --since {since}")
+        script = Path(sys.executable).parent / "crmservice"
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
+        done = subprocess.run(  # noqa: S603 - our own command, no shell
+            [*command, "backfill", "--since", since, "--json", "--no-progress"],
+            env={**os.environ, **self.stack.app_settings(self.stack.runners[0].port)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise SandboxError(f"crmservice backfill exited with {done.returncode}: {done.stderr[-1500:]}")
+        summary = json.loads(done.stdout.splitlines()[-1])
+        counts = ", ".join(f"{name} {count}" for name, count in summary["outcomes"].items())
+        self.say(f"  read {summary['mails']} mails from Graph, oldest first: {counts}")
+        for mail in self.day.history:
+            message_id = str(mail.message.get("internetMessageId") or "").strip()
+            self._show(len(self.results) + 1, f"-{mail.days_ago}d", mail.case, message_id, mail.expect)
 
     def _got(self, entry: LedgerEntry | None, activities: list[dict[str, Any]]) -> dict[str, Any]:
         if entry is None:
@@ -401,6 +461,7 @@ def run_demo(
                 demo.say(f"The day's mail to {company.crm_address}:")
                 for number, mail in enumerate(day.mails, 1):
                     demo.play_mail(number, mail)
+                demo.play_history()
                 demo.play_calendar()
                 demo.say()
                 for line in demo.summary():

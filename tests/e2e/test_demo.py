@@ -59,12 +59,11 @@ def test_every_mail_comes_out_as_the_day_scripts_it(
     document = json.loads(result.stdout)
     assert document["as_scripted"] is True
     mails = document["mails"]
-    assert len(mails) == len(day.mails)
-    orders = {int(o["id"]): int(o["number"]) for o in day.company.orders}
-    assert orders  # the order numbers the day names are NET Genium's orders
-    for scripted, shown in zip(day.mails, mails, strict=True):
+    scripts = [*day.mails, *day.history]  # the day's mail, then the older mail `crmservice backfill` captured
+    assert len(mails) == len(scripts) and day.history
+    for scripted, shown in zip(scripts, mails, strict=True):
         expect, got = scripted.expect, shown["got"]
-        where = f"{scripted.time} {scripted.case}"
+        where = scripted.case
         assert shown["message_id"] == scripted.message["internetMessageId"], where
         assert got["outcome"] == expect.outcome, where
         assert any(reason.startswith(expect.reason) for reason in got["reasons"]), (where, got["reasons"])
@@ -95,7 +94,11 @@ def test_the_text_shows_each_mail_its_fate_and_a_summary(
     text = result.stderr  # with --json, the text goes to stderr
     for mail in day.mails:
         assert f"[{mail.time}] {mail.case}" in text
-    assert f"{len(day.mails)} of {len(day.mails)} as scripted" in text
+    for old in day.history:
+        assert f"[-{old.days_ago}d] {old.case}" in text
+    total = len(day.mails) + len(day.history)
+    assert f"{total} of {total} as scripted" in text
+    assert "$ crmservice backfill --since " in text
     assert "both sides agree: yes" in text
     assert "NOT AS SCRIPTED" not in text
 
@@ -116,7 +119,7 @@ def test_no_subject_or_body_of_the_day_is_in_the_log(
     assert "Host started" in log and log.count("Executed 'Functions.capture'") >= 1
     assert "capture" in log and "calendar" in log
     texts = mail_texts(day)
-    assert len(texts) == 2 * len(day.mails)
+    assert len(texts) == 2 * (len(day.mails) + len(day.history))
     leaks = sorted({fragment for text in texts for fragment in _fragments(text) if fragment in log})
     assert leaks == []
 
@@ -129,7 +132,7 @@ def _port_open(url: str) -> bool:
 
 
 def test_a_second_run_starts_cleanly_serves_the_status_page_and_stops_on_ctrl_c(
-    once: tuple[subprocess.CompletedProcess[str], str],
+    once: tuple[subprocess.CompletedProcess[str], str], day: DemoDay
 ) -> None:
     first_url = json.loads(once[0].stdout)["status_url"]
     assert not _port_open(first_url)  # the first run stopped its runner
@@ -159,7 +162,8 @@ def test_a_second_run_starts_cleanly_serves_the_status_page_and_stops_on_ctrl_c(
             if "Ctrl+C stops it" in line:
                 break
         assert status_url, "".join(lines)[-3000:]
-        assert any(" as scripted" in line and "13 of 13" in line for line in lines), "".join(lines)[-3000:]
+        total = len(day.mails) + len(day.history)
+        assert any(f"{total} of {total} as scripted" in line for line in lines), "".join(lines)[-3000:]
         answer = httpx.get(status_url, timeout=30)
         assert answer.status_code == 200, answer.text[:500]
         assert "text/html" in answer.headers.get("content-type", "")
