@@ -316,3 +316,65 @@ def test_calendar_status_never_refreshed_is_a_problem(capsys: pytest.CaptureFixt
     args: Any = cli._parser().parse_args(["calendar", "status"])
     assert asyncio.run(operators._answer(args, state()[0])) == 1
     assert "refreshed at never" in capsys.readouterr().out
+
+
+@pytest.fixture
+def sandbox_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "CRM_MAILBOX": "crm@firma.example",
+        "CRM_NOTIFICATION_URL": "http://127.0.0.1:7071/api/notifications",
+        "CRM_LIFECYCLE_URL": "http://127.0.0.1:7071/api/lifecycle",
+        "NETGENIUM_BASE_URL": "http://127.0.0.1:8082",
+        "NETGENIUM_API_KEY": "the-netgenium-key",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "GRAPH_AUTH": "static_token",
+        "GRAPH_STATIC_TOKEN": "the-graph-token",
+        "GRAPH_BASE_URL": "http://127.0.0.1:8081/v1.0",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_backfill_stopped_by_an_outage_exits_1_and_says_run_again(
+    sandbox_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crm_core.domain.errors import ServiceUnavailable
+
+    async def outage(*args: Any) -> int:
+        raise ServiceUnavailable("NET Genium answered 503 (key the-netgenium-key)")
+
+    monkeypatch.setattr(operators, "_run_backfill", outage)
+    assert cli.main(["backfill", "--since", "2020-01-01"]) == 1
+    err = capsys.readouterr().err
+    assert "stopped" in err and "run the same command again" in err and "the-netgenium-key" not in err
+
+
+def test_backfill_interrupted_exits_130(
+    sandbox_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def interrupted(*args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(operators, "_run_backfill", interrupted)
+    assert cli.main(["backfill", "--since", "2020-01-01", "--until", "2020-02-01"]) == 130
+    assert "continues where this run stopped" in capsys.readouterr().err
+
+
+def test_backfill_until_defaults_to_the_first_runs_cutoff(
+    sandbox_settings: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[tuple[datetime, datetime]] = []
+
+    async def record(args: Any, settings: Any, since: datetime, until: datetime) -> int:
+        asked.append((since, until))
+        return 0
+
+    monkeypatch.setattr(operators, "_run_backfill", record)
+    monkeypatch.setenv("CRM_INITIAL_SYNC_DAYS", "10")
+    assert cli.main(["backfill", "--since", "2020-01-01"]) == 0
+    [(since, until)] = asked
+    assert since == datetime(2020, 1, 1, tzinfo=UTC)
+    assert abs((datetime.now(UTC) - until).total_seconds() - 10 * 86400) < 60
+    monkeypatch.setenv("CRM_INITIAL_SYNC_DAYS", "30")
+    recent = (datetime.now(UTC).date()).isoformat()
+    assert cli.main(["backfill", "--since", recent]) == 2
+    assert "first run's cutoff (30 days back)" in capsys.readouterr().err
