@@ -339,6 +339,8 @@ async def _run_backfill(args: argparse.Namespace, settings: Settings, since: dat
         counts = ", ".join(f"{name} {count}" for name, count in sorted(report.outcomes.items())) or "no mail"
         text = [f"backfill {since.date()} .. {until.date()}{' (dry run)' if args.dry_run else ''}: {counts}"]
         text += [f"  failed: {message_id}" for message_id in report.failed]
+        if report.failed:
+            text.append("  --restart reads the range again: the failed mails are tried again, stored ones skipped")
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
