@@ -133,11 +133,18 @@ def _netgenium_check(args: argparse.Namespace) -> int:
 
     base_url = args.base_url or os.environ.get("NETGENIUM_BASE_URL", "")
     api_key = os.environ.get("NETGENIUM_API_KEY", "")
+    database_url = os.environ.get("NETGENIUM_DATABASE_URL", "")  # direct mode; never on the command line
     header = args.header or os.environ.get("NETGENIUM_API_KEY_HEADER", "X-Api-Key")
     schema_map = args.schema_map or os.environ.get("NETGENIUM_SCHEMA_MAP", "")
+    if not base_url and database_url:
+        return run_check("", "", header, schema_map, database_url=database_url)
     missing = [name for name, value in (("NETGENIUM_BASE_URL", base_url), ("NETGENIUM_API_KEY", api_key)) if not value]
     if missing:
-        print(f"crmservice netgenium check: {' and '.join(missing)} must be set", file=sys.stderr)
+        print(
+            f"crmservice netgenium check: {' and '.join(missing)} must be set "
+            "(or NETGENIUM_DATABASE_URL for direct mode)",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     return run_check(base_url, api_key, header, schema_map)
 

@@ -8,6 +8,7 @@ endpoint for every mapped table and compares names, types, lengths and unique co
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from typing import TextIO
 
@@ -86,9 +87,13 @@ def run_check(
     header: str = "X-Api-Key",
     schema_map_path: str = "",
     *,
+    database_url: str = "",
     out: TextIO | None = None,
 ) -> int:
-    """Run the check and print the outcome: 0 all present, 1 something missing, 2 could not check."""
+    """Run the check and print the outcome: 0 all present, 1 something missing, 2 could not check.
+
+    With `database_url` (direct mode) and no `base_url`, the check reads the database's catalog
+    itself, through the bridge's store in this process."""
     stream = out or sys.stdout
     try:
         schema_map = load_schema_map(schema_map_path)
@@ -96,10 +101,17 @@ def run_check(
         print(f"ERROR: {exc}", file=stream)
         return 2
 
+    def connect() -> NetGeniumClient:
+        if base_url or not database_url:
+            return NetGeniumClient(base_url, api_key, api_key_header=header, schema_map=schema_map, retry=CHECK_RETRY)
+        from crm_core.netgenium.direct import StoreTransport, open_store, redacted
+
+        opener = functools.partial(open_store, database_url, schema_map, time_zone="UTC", files_folder="")
+        direct = StoreTransport(opener, name=f"direct:{redacted(database_url)}", retry=CHECK_RETRY)
+        return NetGeniumClient.over(direct, schema_map=schema_map)
+
     async def run() -> list[str]:
-        async with NetGeniumClient(
-            base_url, api_key, api_key_header=header, schema_map=schema_map, retry=CHECK_RETRY
-        ) as client:
+        async with connect() as client:
             return await check_schema(client, schema_map)
 
     try:

@@ -205,3 +205,24 @@ def test_the_default_deployment_never_loads_the_bridge_or_sqlalchemy() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_netgenium_check_reads_the_databases_catalog_in_direct_mode(database: tuple[str, Admin]) -> None:
+    """`crmservice netgenium check` with NETGENIUM_DATABASE_URL and no base URL: the real columns,
+    and the password never printed."""
+    url, _admin = database
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NETGENIUM_")}
+    env["NETGENIUM_DATABASE_URL"] = url
+    done = subprocess.run(  # the installed command, as an administrator runs it
+        [sys.executable, "-m", "crm_core.cli", "netgenium", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("OK: every table and column")
+    password = url.split(":")[2].split("@")[0]
+    assert password not in done.stdout + done.stderr
