@@ -26,10 +26,14 @@ from sandbox.demo import DEFAULT_DAY, DemoDay, load_day, mail_texts
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SEED = os.environ.get("CRM_TEST_SEED", "1")  # the Graph emulator's seed, as every e2e stack's
+
+
 def demo_command(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "crmservice"
     base = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
-    return [*base, "demo", *args]
+    seed = [] if "--help" in args else ["--seed", SEED]
+    return [*base, "demo", *seed, *args]
 
 
 @pytest.fixture(scope="module")
