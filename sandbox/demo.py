@@ -16,11 +16,14 @@ Exit status: 0 every mail and the calendar came out as scripted, 1 not, 2 a bad 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -249,7 +252,10 @@ class Demo:
         command = [str(script)] if script.exists() else [sys.executable, "-m", "crm_core.cli"]
         done = subprocess.run(  # noqa: S603 - our own command, no shell
             [*command, "backfill", "--since", since, "--json", "--no-progress"],
-            env={**os.environ, **self.stack.app_settings(self.stack.runners[0].port)},
+            env={
+                **{k: v for k, v in os.environ.items() if k != "CRM_DEMO_STDOUT_TO_STDERR"},
+                **self.stack.app_settings(self.stack.runners[0].port),
+            },
             capture_output=True,
             text=True,
             check=False,
@@ -422,6 +428,41 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+_STDOUT_TO_LOG = """\
+# Written by `crmservice demo --log-file`: every Python process of the demo's stack writes its
+# standard output where its log lines go (stderr), so that the log file holds both.
+import os
+import sys
+
+if os.environ.get("CRM_DEMO_STDOUT_TO_STDERR") == "1":
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    print(f"crm-demo: the standard output of process {os.getpid()} goes to this log", flush=True)
+"""
+
+
+@contextlib.contextmanager
+def _stdout_into_logs(enabled: bool) -> Iterator[None]:
+    """With `enabled`, the processes the stack starts (the runner, its workers) send their standard
+    output to their stderr log too: a `sitecustomize` module on their PYTHONPATH does it at start."""
+    if not enabled:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "CRM_DEMO_STDOUT_TO_STDERR")}
+    with tempfile.TemporaryDirectory(prefix="crm-demo-") as folder:
+        (Path(folder) / "sitecustomize.py").write_text(_STDOUT_TO_LOG, encoding="utf-8")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, saved["PYTHONPATH"]]))
+        os.environ["CRM_DEMO_STDOUT_TO_STDERR"] = "1"
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 def run_demo(
     day: DemoDay,
     *,
@@ -443,9 +484,12 @@ def run_demo(
             file=out,
             flush=True,
         )
-        with SandboxStack(
-            directory, seed=seed, graph_profile="ideal" if ideal else "real", app_settings=SCENARIO_SETTINGS
-        ) as stack:
+        with (
+            _stdout_into_logs(log_file is not None),
+            SandboxStack(
+                directory, seed=seed, graph_profile="ideal" if ideal else "real", app_settings=SCENARIO_SETTINGS
+            ) as stack,
+        ):
             try:
                 demo = Demo(day, stack, out)
                 demo.seed_companies()
@@ -511,7 +555,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--day", type=Path, default=DEFAULT_DAY, metavar="DAY.json", help="the scripted day")
     parser.add_argument("--seed", type=int, default=0, help="seed for everything random in the Graph emulator")
     parser.add_argument("--ideal", action="store_true", help="Graph's happy path instead of its documented worst case")
-    parser.add_argument("--log-file", type=Path, help="write the Functions runner's log (its workers' too) here")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        help="write what the Functions runner and its workers wrote (stderr and stdout) to this file at the end",
+    )
     args = parser.parse_args(argv)
     try:
         day = load_day(args.day)

@@ -119,8 +119,10 @@ def test_no_subject_or_body_of_the_day_is_in_the_log(
 ) -> None:
     result, log = once
     assert result.returncode == 0
-    # The log is the whole run's: the host started, every capture ran and was logged.
+    # The log is the whole run's: the host started, every capture ran and was logged, and the
+    # standard output of the runner (the functions run in it) and of any process it started went there too.
     assert "Host started" in log and log.count("Executed 'Functions.capture'") >= 1
+    assert re.search(r"the standard output of process \d+ goes to this log", log)
     assert "capture" in log and "calendar" in log
     texts = mail_texts(day)
     assert len(texts) == 2 * (len(day.mails) + len(day.history))
