@@ -282,7 +282,8 @@ def _backfill_line(item: Any) -> dict[str, Any]:
 
     out: dict[str, Any] = {"message_id": item.message_id, "received": item.received, "would": item.outcome}
     if item.decision is not None:
-        out.update(explanation(item.decision))
+        # The ledger's key stays: a mail without an Internet Message-ID is known by its Graph id.
+        out.update({k: v for k, v in explanation(item.decision).items() if k != "message_id"})
     if item.ledger_state is not None:
         out["ledger_state"] = item.ledger_state
     return out
