@@ -345,6 +345,9 @@ class Demo:
                 self.say("  ... sync")
                 scenario.sync()
                 continue
+            if step.get("op") == "pause":  # the demo's own step: time passes between two edits
+                time.sleep(float(step.get("seconds", 1)))
+                continue
             if step.get("note"):
                 self.say(f"  {step['note']}")
             scenario.run([{k: v for k, v in step.items() if k != "note"}])
@@ -360,6 +363,11 @@ class Demo:
                 self.say(
                     f"    {side:<10} {item['user']:<30} {item['start']} .. {item['end'][11:16]}  {item['subject']}"
                 )
+        for conflict in self.calendar["conflicts"]:
+            self.say(
+                f"  conflict: the {conflict['winner']} edit won over the {conflict['loser']} edit "
+                f"({', '.join(conflict['fields'])}); `crmservice calendar status` lists it"
+            )
         self.say(f"  both sides agree: {'yes' if agree else 'NO'}")
 
     # ---- summary -----------------------------------------------------------------------------------

@@ -88,6 +88,10 @@ def test_every_mail_comes_out_as_the_day_scripts_it(
     calendar = document["calendar"]
     assert calendar["agree"] is True and len(calendar["outlook"]) == len(calendar["netgenium"]) == 3
     assert {i["subject"] for i in calendar["netgenium"]} >= {"Telefonát Odběratel - servis kompresorů"}
+    # Both sides changed the visit between two syncs: the later edit (Outlook's) won and is logged.
+    assert [(c["winner"], c["loser"]) for c in calendar["conflicts"]] == [("outlook", "netgenium")]
+    [visit] = [i for i in calendar["netgenium"] if i["subject"] == "Návštěva Zákazník a.s."]
+    assert visit["start"].endswith("T12:00:00Z")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/status", document["status_url"])
 
 
