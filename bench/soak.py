@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.soak_plan import DIRECTORY, FAULT_KINDS, Expected, Plan, Step, make_plan
 from crm_core.storage.calendar import CalendarConflicts
 from crm_core.storage.ledger import LedgerState
-from crm_core.storage.tables import TableStorage
+from crm_core.storage.tables import LEASES_TABLE, TableStorage
 from sandbox.calendar_scenario import Scenario, ScenarioError, wait_for_calendar_users
 from sandbox.stack import SandboxError, SandboxStack
 
@@ -76,6 +76,8 @@ class Soak:
         self.calendar_done: list[dict[str, Any]] = []  # the edits carried out, in order
         self.calendar_skipped: Counter[str] = Counter()
         self.uncertain: set[str] = set()
+        self.dead_lease_wait_s = 0.0
+        self.mails_settled_s: float | None = None
 
     # ---- running the plan ----------------------------------------------------------------------
 
@@ -222,8 +224,11 @@ class Soak:
         self.wait_worker()
         self.stack._http.delete(f"{self.stack.runners[0].base_url}/admin/sandbox/faults").raise_for_status()
 
-    def settle(self, timeout: float, reconcile_every: float) -> float:
-        """Until every mail has its outcome in the ledger and the service is quiet; seconds taken."""
+    def settle(self, timeout: float, reconcile_every: float, *, drain: bool) -> float:
+        """Until every mail has its outcome in the ledger and nothing is to be done now (no visible
+        queue message, nothing running, no notification pending in Graph); with `drain`, also until
+        every trigger queue is empty, deferred tasks included. Then the calendars: once the leases
+        a killed worker left have run out, the poll until nothing is to be done. Seconds taken."""
         started = time.monotonic()
         deadline = started + timeout
         ids = set(self.plan.expected)
@@ -242,14 +247,8 @@ class Soak:
                 self.mails_settled_s = time.monotonic() - started
             if time.monotonic() >= next_report:
                 next_report = time.monotonic() + 15
-                status = self.stack.runner_status()
-                busy = {
-                    q: (c.get("approximate_message_count"), c.get("in_flight"))
-                    for q, c in status.get("queues", {}).items()
-                    if c.get("approximate_message_count") or c.get("in_flight")
-                }
-                self.log(f"settling {time.monotonic() - started:.0f}s: {len(open_ids)} mails open, queues {busy}")
-            if done and self.stack.quiet():
+                self.log(f"settling {time.monotonic() - started:.0f}s: {len(open_ids)} mails open, {self.busy()}")
+            if done and self.nothing_to_do(drain=drain):
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= 2.0:
                     break
@@ -258,14 +257,85 @@ class Soak:
             time.sleep(1.0)
         else:
             self.log(f"not settled within {timeout}s")
-        # The calendar: the poll (every 2 minutes on Azure) until both sides stop changing.
+        self.wait_dead_leases(deadline)
+        # The calendar: the poll (every 2 minutes on Azure), twice, so that echoes settle too.
         for _ in range(2):
             self.fire("calendar_poll")
-            try:
-                self.stack.wait_quiet(timeout=max(30.0, deadline - time.monotonic()), quiet=2.0)
-            except SandboxError as error:
-                self.log(str(error))
+            time.sleep(1.0)
+            quiet_since = None
+            while time.monotonic() < deadline + 120:
+                if self.nothing_to_do(drain=drain):
+                    quiet_since = quiet_since or time.monotonic()
+                    if time.monotonic() - quiet_since >= 2.0:
+                        break
+                else:
+                    quiet_since = None
+                time.sleep(0.5)
         return time.monotonic() - started
+
+    def busy(self) -> dict[str, Any]:
+        status = self.stack.runner_status()
+        return {
+            q: (c.get("approximate_message_count"), c.get("in_flight"))
+            for q, c in status.get("queues", {}).items()
+            if c.get("approximate_message_count") or c.get("in_flight")
+        }
+
+    def nothing_to_do(self, *, drain: bool) -> bool:
+        """Nothing running, no notification pending, and no queue message visible (deferred ones,
+        invisible until their wait is over, are left unless `drain`)."""
+        if drain:
+            return self.stack.quiet()
+        status = self.stack.runner_status()
+        if status.get("state") != "Running":
+            return False
+        if any(c.get("in_flight") for c in status.get("queues", {}).values()):
+            return False
+        if any(c.get("running") for c in status.get("invocations", {}).values()):
+            return False
+        if self.stack.graph_admin("GET", "stats").json().get("pendingNotifications", 0):
+            return False
+        return not self.visible_messages(list(status.get("queues", {})))
+
+    def visible_messages(self, queues: list[str]) -> int:
+        assert self.stack.azurite
+        from azure.storage.queue import QueueClient
+
+        count = 0
+        for name in queues:
+            with QueueClient.from_connection_string(self.stack.azurite.connection_string, name) as client:
+                count += len(client.peek_messages(max_messages=32))
+        return count
+
+    def deferred_tasks(self) -> int:
+        return sum(int(c.get("approximate_message_count") or 0) for c in self.stack.runner_status()["queues"].values())
+
+    def wait_dead_leases(self, deadline: float) -> None:
+        """A killed worker's leases (mailbox, calendar users) stay until they run out: wait for that,
+        as the service has to (they are `hostname:pid` of the dead process)."""
+        killed = self.worker().get("last_killed_pid")
+        if not killed:
+            return
+        assert self.stack.azurite
+        connection = self.stack.azurite.connection_string
+
+        async def latest_end() -> datetime | None:
+            async with TableStorage.from_connection_string(connection) as storage:
+                table = await storage.table(LEASES_TABLE)
+                ends = [
+                    e["Until"]
+                    async for e in table.list_entities()
+                    if str(e.get("Holder", "")).endswith(f":{killed}") and e.get("Until")
+                ]
+            return max(ends) if ends else None
+
+        end = asyncio.run(latest_end())
+        now = datetime.now(UTC)
+        if end is not None and end > now:
+            wait = min((end - now).total_seconds() + 1, max(0.0, deadline - time.monotonic()))
+            self.log(f"the killed worker's leases run out in {wait:.0f}s; waiting")
+            self.dead_lease_wait_s = round(wait, 1)
+            time.sleep(wait)
 
     def fire(self, function: str) -> None:
         try:
@@ -454,7 +524,8 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         soak.netgenium_faults()
         soak.run()
         soak.clear_faults()
-        settle_seconds = soak.settle(args.settle_timeout, args.reconcile_every)
+        settle_seconds = soak.settle(args.settle_timeout, args.reconcile_every, drain=args.drain)
+        deferred = soak.deferred_tasks()
         mail = soak.check_mail()
         calendar = soak.check_calendar()
         poison = soak.check_poison()
@@ -484,6 +555,8 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         "plan_digest": plan.digest(),
         "settle_seconds": round(settle_seconds, 1),
         "mails_settled_seconds": None if soak.mails_settled_s is None else round(soak.mails_settled_s, 1),
+        "dead_lease_wait_seconds": soak.dead_lease_wait_s,
+        "deferred_tasks_left": deferred,
         "wall_seconds": round(time.monotonic() - started, 1),
         "poison": poison,
         "detail": {
@@ -512,6 +585,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds to wait for quiet at the end")
     parser.add_argument("--reconcile-every", type=float, default=60.0, help="seconds between reconcile runs at the end")
+    parser.add_argument(
+        "--no-drain",
+        dest="drain",
+        action="store_false",
+        help="stop waiting once nothing is to be done now, leaving tasks deferred for later on their queue",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--verbose", action="store_true", help="progress on stderr also with --json")
     return parser.parse_args(argv)
