@@ -123,6 +123,15 @@ def mail_texts(day: DemoDay) -> list[str]:
     return texts
 
 
+def calendar_texts(day: DemoDay) -> list[str]:
+    """Every subject, place and body the day's calendar steps write (private to the users too)."""
+    texts: list[str] = []
+    for step in day.calendar:
+        fields = step.get("fields") or {}
+        texts += [str(fields[k]) for k in ("subject", "location", "body") if str(fields.get(k) or "").strip()]
+    return texts
+
+
 def _fill_days(value: Any, today: datetime) -> Any:
     """`{today+N}` in a calendar step becomes the date N days from today (the sync window moves)."""
     if isinstance(value, str):
@@ -438,14 +447,29 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 
 _STDOUT_TO_LOG = """\
 # Written by `crmservice demo --log-file`: every Python process of the demo's stack writes its
-# standard output where its log lines go (stderr), so that the log file holds both.
+# standard output where its log lines go (stderr), so that the log file holds both, and each log
+# line carries its record's extra fields.
 import os
 import sys
 
 if os.environ.get("CRM_DEMO_STDOUT_TO_STDERR") == "1":
+    import logging
+
     sys.stdout.flush()
     os.dup2(2, 1)
     print(f"crm-demo: the standard output of process {os.getpid()} goes to this log", flush=True)
+
+    # Each log line also shows the record's extra fields: what Application Insights would receive
+    # as custom dimensions, so that a look for mail content in the log covers them too.
+    _standard = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+    _format = logging.Formatter.format
+
+    def _with_extras(self, record):
+        text = _format(self, record)
+        extras = {k: v for k, v in vars(record).items() if k not in _standard}
+        return f"{text} extra={extras!r}" if extras else text
+
+    logging.Formatter.format = _with_extras
 """
 
 

@@ -1,6 +1,7 @@
 """`crmservice demo` as a new user runs it: the scripted day comes out as its data file says, the
 status page answers while it runs, Ctrl+C stops everything, a second run starts cleanly, and the
-log of the whole run (the Functions runner and its workers) shows no subject or body of the day."""
+log of the whole run (the Functions runner: stderr, stdout, and each record's extra fields) shows
+no subject or body of the day's mail, nor what its calendar entries say."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from sandbox.demo import DEFAULT_DAY, DemoDay, load_day, mail_texts
+from sandbox.demo import DEFAULT_DAY, DemoDay, calendar_texts, load_day, mail_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,11 +128,17 @@ def test_no_subject_or_body_of_the_day_is_in_the_log(
     # standard output of the runner (the functions run in it) and of any process it started went there too.
     assert "Host started" in log and log.count("Executed 'Functions.capture'") >= 1
     assert re.search(r"the standard output of process \d+ goes to this log", log)
+    # The records' extra fields (Application Insights' custom dimensions) are in the log as well.
+    assert "'outcome': 'written'" in log and "'outcome': 'skipped'" in log
     assert "capture" in log and "calendar" in log
     texts = mail_texts(day)
     assert len(texts) == 2 * (len(day.mails) + len(day.history))
     leaks = sorted({fragment for text in texts for fragment in _fragments(text) if fragment in log})
     assert leaks == []
+    # Nor what the users wrote into their calendars (subjects, places).
+    calendar = calendar_texts(day)
+    assert len(calendar) >= 5
+    assert sorted({text for text in calendar if text in log}) == []
 
 
 def _port_open(url: str) -> bool:
