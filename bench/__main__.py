@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--json] [--only NAME...]`: every benchmark of bench/, one JSON object.
 
-Each benchmark runs as its own process (`python bench/<name>.py ...`, as one runs it by hand), one
+Each benchmark runs as its own process (`python -m bench.<name> ...` from the repository root), one
 after the other, so that none measures while another loads the machine. Each prints one JSON
 object; every key of every object is copied into the result under the name the benchmark gave it
 (none is renamed; when two benchmarks print the same key, the first one's value is kept and the
@@ -63,10 +63,12 @@ class Bench:
     args: tuple[str, ...] = ()
     quick_args: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()  # the required figures it prints
-    command: tuple[str, ...] | None = None  # default: python bench/<name>.py
+    command: tuple[str, ...] | None = None  # default: python -m bench.<name>
 
     def argv(self, quick: bool) -> list[str]:
-        base = list(self.command) if self.command else [sys.executable, str(BENCH_DIR / f"{self.name}.py")]
+        # As a module from the repository root: `python bench/<name>.py` puts bench/ first on the
+        # path, where bench/calendar.py hides the standard library's calendar (which email imports).
+        base = list(self.command) if self.command else [sys.executable, "-m", f"bench.{self.name}"]
         return [*base, *(self.quick_args if quick else self.args)]
 
 
