@@ -122,7 +122,7 @@ def test_backfill_dry_run_then_interrupted_run_then_resumed(stack: SandboxStack)
     assert not ledger_ids(stack) & set(by_id) and saved_cursor(stack) is None  # nothing written
 
     # Slow Graph pages, so that Ctrl+C comes in the middle of the run.
-    stack.graph_faults(latencyMs=300, operations=["listMessages"])
+    stack.graph_faults(latencyMs=600, operations=["listMessages"])
     base, env = command(stack)
     process = subprocess.Popen(
         [*base, *range_args("--page-size", "4")],
