@@ -98,7 +98,7 @@ def test_a_throttling_storm_longer_than_the_queues_attempts_poisons_nothing(two_
 
     def poisoned() -> int:
         listed = crmservice(stack, "poison", "list", "--json")
-        assert listed.returncode == 0, listed.stderr
+        assert listed.returncode in (0, 1), listed.stderr  # 1: there are poison items (counted below)
         return len(json.loads(listed.stdout))
 
     wait_until(
