@@ -90,7 +90,9 @@ def test_a_queue_message_can_be_delivered_twice(supervised: Runner) -> None:
     assert len([x for x in runner.records("queue") if x["body"] == body + "-other"]) == 1
 
 
-def test_without_the_setting_the_app_runs_in_the_runners_own_process_and_busy_time_is_counted(azurite: Azurite, tmp_path: Path) -> None:
+def test_without_the_setting_the_app_runs_in_the_runners_process_and_busy_time_counts(
+    azurite: Azurite, tmp_path: Path
+) -> None:
     runner = start_runner(azurite, tmp_path)
     try:
         assert runner.get("/admin/host/status").json()["processId"] == runner.server.process.pid  # type: ignore[union-attr]
