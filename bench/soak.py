@@ -188,12 +188,17 @@ class Soak:
             concrete["user"] = step["user"]
         else:
             concrete["user"] = next(e["user"] for e in self.calendar_done if e["ref"] == ref)
-        if side == "netgenium" and (self.ng_active or self.worker().get("state") != "Running"):
-            # A user cannot save in NET Genium while it fails; OnAfterSave cannot reach a dead worker.
-            concrete["notify"] = False
-            if self.ng_active:
-                self.calendar_skipped["netgenium failing"] += 1
-                return
+        created_on = (
+            step["side"]
+            if step["op"] == "create"
+            else next(e["side"] for e in self.calendar_done if e["ref"] == ref and e["op"] == "create")
+        )
+        if self.ng_active and (side == "netgenium" or created_on == "netgenium"):
+            # A user cannot save in NET Genium while it fails, nor find there the item to edit.
+            self.calendar_skipped["netgenium failing"] += 1
+            return
+        if side == "netgenium" and self.worker().get("state") != "Running":
+            concrete["notify"] = False  # OnAfterSave cannot reach a dead worker: the poll finds it
         try:
             self.scenario.run([concrete])
         except ScenarioError:
