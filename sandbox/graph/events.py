@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.graph import extprops, recurrence, series
-from sandbox.graph.odata import apply_select, bad_request, change_key, etag, iso, new_id, not_found, now_utc
+from sandbox.graph.odata import apply_select, bad_request, change_key, etag, iso, iso_7, new_id, not_found, now_utc
 from sandbox.graph.records import CREATED, DELETED, EVENT_PROPERTIES, UPDATED, EventRecord, User, text_preview
 from sandbox.graph.store import Store
 from sandbox.graph.timezones import parse_dtz, render, zone
@@ -31,8 +31,8 @@ _NOT_COPIED = frozenset(
 def _defaults(user: User, event_id: str, transaction_id: Any, body: dict[str, Any]) -> dict[str, Any]:
     now = now_utc()
     return {
-        "createdDateTime": iso(now),
-        "lastModifiedDateTime": iso(now),
+        "createdDateTime": iso_7(now),
+        "lastModifiedDateTime": iso_7(now),
         "changeKey": change_key(),
         "categories": [],
         "transactionId": transaction_id,
@@ -141,7 +141,7 @@ def _apply(record: EventRecord, body: dict[str, Any]) -> frozenset[str]:
     if "singleValueExtendedProperties" in body:
         record.extended = extprops.merge(record.extended, extprops.parse(body["singleValueExtendedProperties"]))
     record.data["bodyPreview"] = text_preview(record.data.get("body"))
-    record.data["lastModifiedDateTime"] = iso(now_utc())
+    record.data["lastModifiedDateTime"] = iso_7(now_utc())
     record.data["changeKey"] = change_key()
     return frozenset(key for key in body if not key.startswith("@odata") and key != "id")
 

@@ -61,6 +61,13 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_7(moment: datetime) -> str:
+    """An instant as Graph writes an event's createdDateTime and lastModifiedDateTime: UTC with
+    seven fractional digits (event resource, example response: "2017-04-15T03:00:50.7579581Z"),
+    so two edits within one second are still ordered."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
 def iso(moment: datetime) -> str:
     """Graph writes UTC instants as ``2024-05-01T10:00:00Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -247,3 +247,18 @@ async def test_relative_patterns_and_a_series_without_end(http: httpx.AsyncClien
     around = {"startDateTime": iso(now), "endDateTime": iso(now + timedelta(days=28))}
     shown = [e for e in await view(http, around) if e["subject"] == "Weekly"]
     assert len(shown) == 4 and {e["type"] for e in shown} == {"occurrence"}
+
+
+async def test_event_modification_times_keep_fractions_of_a_second_as_graph_writes_them(
+    http: httpx.AsyncClient,
+) -> None:
+    """Two edits within one second stay ordered (event resource example: 2017-04-15T03:00:50.7579581Z)."""
+    import re
+
+    slot = {"dateTime": "2026-03-16T09:00:00", "timeZone": "UTC"}
+    made = await ok(http.post(EVENTS, json={"subject": "A", "start": slot, "end": slot}), 201)
+    first = await ok(http.patch(f"{EVENTS}/{made['id']}", json={"subject": "B"}))
+    second = await ok(http.patch(f"{EVENTS}/{made['id']}", json={"subject": "C"}))
+    stamps = [made["lastModifiedDateTime"], first["lastModifiedDateTime"], second["lastModifiedDateTime"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z", stamp) for stamp in stamps), stamps
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
