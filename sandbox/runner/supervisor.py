@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -78,6 +79,7 @@ class Worker:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=None,  # the child's log lines go where the supervisor's go
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -152,6 +154,18 @@ class Worker:
             "last_killed_pid": self.last_killed_pid,
             "supervisor_pid": os.getpid(),
         }
+
+
+_PRCTL: Any = None
+with contextlib.suppress(OSError, AttributeError):  # loaded in the parent: the child only calls it
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies, however it dies (Linux), so that
+    a supervisor killed by its own caller leaves no worker behind."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _report(task: asyncio.Task[None]) -> None:
