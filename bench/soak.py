@@ -45,6 +45,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
+
 from bench.soak_plan import DIRECTORY, FAULT_KINDS, Expected, Plan, Step, make_plan
 from crm_core.storage.calendar import CalendarConflicts
 from crm_core.storage.ledger import LedgerState
@@ -96,7 +98,7 @@ class Soak:
                     self.fault(step, on=True)
                 else:
                     self.fault(step, on=False)
-            except (SandboxError, OSError) as error:  # the soak itself must not stop on one failed call
+            except (SandboxError, OSError, httpx.HTTPError) as error:  # one failed call must not stop the soak
                 self.log(f"step at {step.at}s ({step.kind}) failed: {error}")
         self.log(f"plan done in {time.monotonic() - start:.1f}s")
 
@@ -346,7 +348,7 @@ class Soak:
     def fire(self, function: str) -> None:
         try:
             self.stack.run_function(function)
-        except (SandboxError, OSError) as error:
+        except (SandboxError, OSError, httpx.HTTPError) as error:
             self.log(f"running {function} failed: {error}")
 
     # ---- the invariants --------------------------------------------------------------------------
