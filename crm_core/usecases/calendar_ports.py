@@ -88,12 +88,6 @@ class Cursors(Protocol):
     async def clear(self, name: str) -> None: ...
 
 
-class Lease(Protocol):
-    async def acquire(self, mailbox: str, holder: str, seconds: float) -> bool: ...
-
-    async def release(self, mailbox: str, holder: str) -> None: ...
-
-
 @dataclass
 class CalendarReport:
     """What one sync of one user did (counts, for logs, the scenario runner and the benchmark)."""

@@ -46,18 +46,16 @@ from crm_core.usecases.calendar_ports import (
     CalendarReport,
     Conflicts,
     Cursors,
-    Lease,
     NetGeniumCalendar,
     OutlookCalendar,
     Pairs,
 )
+from crm_core.usecases.leasing import Lease, held
 
 log = logging.getLogger("crm_core.calendar")
 
 # Before the first watermark: every activity of the user (those outside the window are skipped).
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-# How long a run may hold a user's lease before another process may take it over.
-LEASE_SECONDS = 300.0
 BUSY_RETRY_SECONDS = 5.0
 
 
@@ -172,17 +170,16 @@ class CalendarSync:
                 finally:
                     del self._runs[key]
                 return
-            if not await self._leases.acquire(lease_name(mailbox), self._holder, LEASE_SECONDS):
-                raise CalendarBusy(f"another process syncs calendar {mailbox}", retry_after=BUSY_RETRY_SECONDS)
-            self._runs[key] = _Run()
-            try:
-                yield
-            finally:
-                del self._runs[key]
+
+            def busy() -> CalendarBusy:
+                return CalendarBusy(f"another process syncs calendar {mailbox}", retry_after=BUSY_RETRY_SECONDS)
+
+            async with held(self._leases, lease_name(mailbox), self._holder, busy):
+                self._runs[key] = _Run()
                 try:
-                    await self._leases.release(lease_name(mailbox), self._holder)
-                except Exception:  # it runs out by itself
-                    log.exception("calendar: could not release the lease")
+                    yield
+                finally:
+                    del self._runs[key]
 
     # ---- the run's view of the pairs and of NET Genium's event ids --------------------------------
 
@@ -385,7 +382,7 @@ class CalendarSync:
                 series_master_id=event.series_master_id,
                 event_modified=event.last_modified,
                 private=fields.private,
-            )
+            ),
         )
         report.to_netgenium += 1
 
@@ -522,7 +519,7 @@ class CalendarSync:
                 fingerprint=fields.fingerprint(),
                 event_modified=event.last_modified,
                 activity_modified=activity.modified,
-            )
+            ),
         )
         # The event id goes into the activity, so that a lost mapping is found again from this side too.
         await self._ng.upsert_calendar_activity(activity.model_copy(update={"event_id": event.id}))
@@ -609,7 +606,7 @@ class CalendarSync:
                 event_modified=event.last_modified,
                 activity_modified=activity.modified,
                 private=private,
-            )
+            ),
         )
 
     async def _write_activity(self, activity: CalendarActivity, fields: SyncedFields, event: OutlookEvent) -> None:

@@ -38,6 +38,7 @@ from crm_core.domain.errors import CursorExpired, ExternalServiceError, ItemGone
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.mailbox import MAIL_FOLDER
 from crm_core.domain.tasks import CaptureTask
+from crm_core.usecases.leasing import Lease, held
 from crm_core.usecases.mail_capture import CaptureResult, MailCapture
 
 log = logging.getLogger("crm_core.usecases.mailbox_sync")
@@ -66,11 +67,6 @@ class MailDelta(Protocol):
         received_since: datetime | None = None,
         page_size: int | None = None,
     ) -> DeltaPage: ...
-
-
-class MailboxLease(Protocol):
-    async def acquire(self, mailbox: str, holder: str, seconds: float) -> bool: ...
-    async def release(self, mailbox: str, holder: str) -> None: ...
 
 
 class MailboxBusy(Throttled):
@@ -136,7 +132,7 @@ class MailboxSync:
         parallel: int = 16,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        leases: MailboxLease | None = None,
+        leases: Lease | None = None,
         holder: str = "",
     ) -> None:
         self._graph = graph
@@ -157,19 +153,16 @@ class MailboxSync:
     async def _leased(self, mailbox: str) -> AsyncIterator[None]:
         """Hold the mailbox's lease (Graph allows 4 requests at once per mailbox for the whole app;
         the adapter keeps one process under 4, the lease keeps the app to one process), or raise
-        MailboxBusy. Held for the run budget plus time for the last page to finish."""
+        MailboxBusy. Renewed while the run lasts, so a process that dies frees it within a minute."""
         if self._leases is None:
             yield
             return
-        if not await self._leases.acquire(mailbox, self._holder, self._budget + 120.0):
-            raise MailboxBusy(f"another process reads mailbox {mailbox}", retry_after=BUSY_RETRY_SECONDS)
-        try:
+
+        def busy() -> MailboxBusy:
+            return MailboxBusy(f"another process reads mailbox {mailbox}", retry_after=BUSY_RETRY_SECONDS)
+
+        async with held(self._leases, mailbox, self._holder, busy):
             yield
-        finally:
-            try:
-                await self._leases.release(mailbox, self._holder)
-            except Exception:  # it runs out by itself; the run's own outcome matters more
-                log.exception("mailbox sync: could not release the mailbox lease")
 
     def _lock(self, mailbox: str) -> asyncio.Lock:
         return self._locks.setdefault(mailbox.lower(), asyncio.Lock())

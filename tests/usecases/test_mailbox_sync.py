@@ -10,6 +10,7 @@ import pytest
 from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
 from crm_core.domain.tasks import CaptureTask
 from crm_core.graph.errors import GraphUnavailable
+from crm_core.usecases.leasing import LEASE_SECONDS
 from crm_core.usecases.mail_capture import CaptureBusy, MailCapture, Outcome
 from crm_core.usecases.mailbox_sync import BUSY_RETRY_SECONDS, MailboxBusy, MailboxSync, cursor_name
 from tests.unit.messages import CRM, JANA, NOVAK, STRANGER, mail
@@ -583,6 +584,31 @@ async def test_reconcile_skips_a_mailbox_another_process_reads(
     await leases.acquire(CRM, "instance-1", 300)
     report = await MailboxSync(source, cursors, capture, leases=leases, holder="instance-2").reconcile(CRM)
     assert report.busy and source.calls["message_delta_page"] == 0
+
+
+async def test_mailbox_sync_takes_a_short_lease_not_its_run_budget(
+    source: FakeMailSource, cursors: FakeCursors, capture: MailCapture
+) -> None:
+    """The lease used to last the run budget plus two minutes (300 s): a killed worker stalled the
+    mailbox for five minutes. Now it lasts LEASE_SECONDS and is renewed."""
+    from tests.usecases.fakes import FakeLeases
+
+    asked: list[float] = []
+
+    class Recording(FakeLeases):
+        async def acquire(self, mailbox: str, holder: str, seconds: float) -> bool:
+            asked.append(seconds)
+            return await super().acquire(mailbox, holder, seconds)
+
+    leases = Recording()
+    await leases.acquire(CRM, "killed", 0.3)
+    sync = MailboxSync(source, cursors, capture, leases=leases, holder="next", budget_seconds=180.0)
+    with pytest.raises(MailboxBusy):
+        await sync.retry_one(CRM, "g-1")
+    await asyncio.sleep(0.4)
+    report = await sync.reconcile(CRM)
+    assert not report.busy
+    assert asked[1:] and all(seconds == LEASE_SECONDS <= 60 for seconds in asked[1:])
 
 
 async def test_a_failure_between_linking_the_order_and_linking_the_replies_is_finished_by_the_retry(
