@@ -9,20 +9,18 @@ cd "$(dirname "$0")/.."
 # .venv (Python 3.11), the project and requirements-dev.txt in it, Azurite from npm: shared with scripts/demo.sh.
 bash scripts/setup.sh
 # Firebird 3 for the NET Genium bridge's tests (Debian's package; they start a private server of
-# their own with its own config, port and databases, so whether the package's service runs does not matter).
+# their own with its own config, port and databases, so whether the package's service runs does not matter),
+# and Chromium for the status page's browser test (tests/e2e/test_status_page_browser.py drives Debian's
+# package through playwright; playwright's own browser download is never used). One apt-get update for both.
+MISSING=()
 if ! dpkg -s firebird3.0-server >/dev/null 2>&1 || ! command -v isql-fb >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    firebird3.0-server firebird3.0-utils >/dev/null
+  MISSING+=(firebird3.0-server firebird3.0-utils)
 fi
-# Chromium for the status page's browser test (tests/e2e/test_status_page_browser.py drives Debian's
-# package through playwright; playwright's own browser download is never used). Self-contained: it
-# may move to a shared set-up script as it is.
-if [ ! -x /usr/bin/chromium ]; then
+[ -x /usr/bin/chromium ] || MISSING+=(chromium)
+if [ "${#MISSING[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
 fi
 
 echo "== ruff"
