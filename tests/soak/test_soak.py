@@ -2,9 +2,10 @@
 of the schedule at once, end with every relevant mail stored exactly once with the right links,
 both calendars equal, and no poison.
 
-Each seed runs `python -m bench.soak` as its own process, the two at the same time (most of a run
-is waiting: a worker killed mid-batch leaves the mailbox lease to run out, CRM_RUN_BUDGET_SECONDS +
-120 s, 130 s here). A failure prints the seed's JSON: rerun it with the same seed to see it again.
+Each seed runs `python -m bench.soak` as its own process, the two at the same time (much of a run
+is waiting: a worker killed mid-batch leaves its mailbox or calendar lease to run out, up to 60 s,
+crm_core/usecases/leasing.py). A failure prints the seed's JSON: rerun it with the same seed to see
+it again.
 """
 
 from __future__ import annotations
