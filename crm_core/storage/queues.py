@@ -13,11 +13,11 @@ from crm_core.domain.settings import Settings
 from crm_core.domain.state import PoisonItem as PoisonItem
 from crm_core.domain.tasks import POISON_SUFFIX
 from crm_core.storage.failures import FailureLog
-from crm_core.storage.tables import storage_error
+from crm_core.storage.tables import client_options, storage_error
 
 
 def _client(connection: str, queue: str) -> QueueClient:
-    return QueueClient.from_connection_string(connection, queue)
+    return QueueClient.from_connection_string(connection, queue, **client_options())
 
 
 class DelayedQueue:
@@ -30,11 +30,15 @@ class DelayedQueue:
     def from_settings(cls, settings: Settings) -> DelayedQueue:
         connection = settings.azure_web_jobs_storage.get_secret_value()
         if connection:
-            return cls(QueueServiceClient.from_connection_string(connection))
+            return cls(QueueServiceClient.from_connection_string(connection, **client_options()))
         from azure.identity.aio import DefaultAzureCredential
 
         account = settings.azure_web_jobs_storage_account_name
-        return cls(QueueServiceClient(f"https://{account}.queue.core.windows.net", credential=DefaultAzureCredential()))
+        return cls(
+            QueueServiceClient(
+                f"https://{account}.queue.core.windows.net", credential=DefaultAzureCredential(), **client_options()
+            )
+        )
 
     async def send_later(self, queue: str, content: str, delay_seconds: float) -> None:
         client = self._service.get_queue_client(queue)

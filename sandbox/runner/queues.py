@@ -19,6 +19,7 @@ from azure.functions.queue import QueueMessage as TriggerQueueMessage
 from azure.storage.queue import QueueMessage as StorageQueueMessage
 from azure.storage.queue.aio import QueueClient
 
+from crm_core.storage.tables import client_options
 from sandbox.runner.bindings import decode_queue_message
 from sandbox.runner.faults import RunnerFaults
 from sandbox.runner.functions import FunctionLoadError, FunctionSpec, Invoke, QueueBinding, report_crash
@@ -66,7 +67,9 @@ class QueueClients:
         name = queue_name or binding.queue_name
         key = (binding.connection, name)
         if key not in self._clients:
-            self._clients[key] = QueueClient.from_connection_string(self.connection_string(binding.connection), name)
+            self._clients[key] = QueueClient.from_connection_string(
+                self.connection_string(binding.connection), name, **client_options()
+            )
         return self._clients[key]
 
     async def close(self) -> None:
