@@ -9,7 +9,9 @@ ETag check lets only one taker win.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -24,6 +26,9 @@ class MailboxLeases:
 
     def __init__(self, storage: TableStorage) -> None:
         self._storage = storage
+        # The ETag of each lease this process last wrote, so that giving it back is one delete
+        # that fails if anyone wrote the row since (it is then no longer ours), not a read first.
+        self._etags: dict[tuple[str, str], str] = {}
 
     async def acquire(self, mailbox: str, holder: str, seconds: float, *, now: datetime | None = None) -> bool:
         """Take the lease for `seconds` if it is free, ended, or already ours; False if another holds it."""
@@ -37,7 +42,7 @@ class MailboxLeases:
             "Until": now + timedelta(seconds=seconds),
         }
         try:
-            await table.create_entity(entity)
+            self._remember(key, holder, await table.create_entity(entity))
             return True
         except ResourceExistsError:
             pass
@@ -52,7 +57,7 @@ class MailboxLeases:
         if not lease_is_free(str(current.get("Holder", "")), current.get("Until"), holder, now):
             return False
         try:
-            await table.update_entity(
+            written = await table.update_entity(
                 entity,
                 mode=UpdateMode.REPLACE,
                 etag=current.metadata["etag"],
@@ -62,19 +67,26 @@ class MailboxLeases:
             return False
         except AzureError as exc:
             raise storage_error(exc, "taking over a mailbox lease") from exc
+        self._remember(key, holder, written)
         return True
+
+    def _remember(self, key: str, holder: str, written: Mapping[str, Any]) -> None:
+        etag = written.get("etag")
+        if etag:
+            self._etags[(key, holder)] = str(etag)
 
     async def release(self, mailbox: str, holder: str) -> None:
         """Give the lease back if it is still ours (a lease that ran out may belong to another)."""
         key = row_key(mailbox.lower())
         table = await self._storage.table(LEASES_TABLE)
         try:
-            current = await table.get_entity(partition_of(key), key)
-            if current.get("Holder") != holder:
-                return
-            await table.delete_entity(
-                partition_of(key), key, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-            )
+            etag = self._etags.pop((key, holder), None)
+            if etag is None:  # taken by another instance of this class (or process): read it first
+                current = await table.get_entity(partition_of(key), key)
+                if current.get("Holder") != holder:
+                    return
+                etag = current.metadata["etag"]
+            await table.delete_entity(partition_of(key), key, etag=etag, match_condition=MatchConditions.IfNotModified)
         except (ResourceNotFoundError, ResourceModifiedError):
             return
         except AzureError as exc:

@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from crm_core.domain.capture_decision import ConversationOrder, Decision
 from crm_core.storage.correspondents import UnmatchedCorrespondents
 from crm_core.storage.cursors import SyncCursors
@@ -213,6 +215,32 @@ async def test_a_mailbox_lease_has_one_holder_until_it_ends_or_is_released(stora
     assert not await leases.acquire("crm@firma.example", "instance-1", 60, now=later)
     await leases.release("crm@firma.example", "instance-2")
     assert await leases.acquire("crm@firma.example", "instance-1", 60, now=later)
+
+
+async def test_a_lease_is_given_back_with_one_request(storage: TableStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Release deletes with the ETag its own last write got (a read first would be one more Table
+    request in every capture run); a lease someone wrote since is left alone."""
+    from azure.data.tables.aio import TableClient
+
+    from crm_core.storage.leases import MailboxLeases
+
+    leases = MailboxLeases(storage)
+    assert await leases.acquire("one@firma.example", "instance-1", 60)
+    assert await leases.acquire("one@firma.example", "instance-1", 60)  # renewed: a new ETag
+
+    async def no_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("release read the lease first")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TableClient, "get_entity", no_read)
+        await leases.release("one@firma.example", "instance-1")
+    assert await MailboxLeases(storage).acquire("one@firma.example", "instance-2", 60)  # it was deleted
+    stale = MailboxLeases(storage)
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    assert await stale.acquire("two@firma.example", "instance-3", 60)
+    assert await MailboxLeases(storage).acquire("two@firma.example", "instance-4", 60, now=later)  # ran out
+    await stale.release("two@firma.example", "instance-3")  # its ETag is stale: nothing deleted
+    assert not await MailboxLeases(storage).acquire("two@firma.example", "instance-3", 60)
 
 
 async def test_racing_takers_of_an_ended_lease_get_it_once(storage: TableStorage) -> None:
