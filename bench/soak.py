@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.soak_plan import DIRECTORY, FAULT_KINDS, Expected, Plan, Step, make_plan
-from crm_core.storage.calendar import CalendarConflicts
+from crm_core.storage.calendar import CalendarConflicts, CalendarPairs
 from crm_core.storage.ledger import LedgerState
 from crm_core.storage.tables import LEASES_TABLE, TableStorage
 from sandbox.calendar_scenario import Scenario, ScenarioError, wait_for_calendar_users
@@ -77,14 +77,17 @@ class Soak:
         self.today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.calendar_done: list[dict[str, Any]] = []  # the edits carried out, in order
         self.calendar_skipped: Counter[str] = Counter()
+        self.calendar_skipped_refs: dict[str, list[str]] = {}  # for the diagnosis of a mismatch
         self.uncertain: set[str] = set()
         self.dead_lease_wait_s = 0.0
         self.mails_settled_s: float | None = None
+        self.started_at = time.time()
 
     # ---- running the plan ----------------------------------------------------------------------
 
     def run(self) -> None:
         start = time.monotonic()
+        self.started_at = time.time()
         for step in self.plan.steps:
             wait = start + step.at - time.monotonic()
             if wait > 0:
@@ -179,9 +182,11 @@ class Soak:
         ref, side = step["ref"], step["side"]
         if step["op"] != "create" and not any(e["ref"] == ref and e["op"] == "create" for e in self.calendar_done):
             self.calendar_skipped["never created"] += 1
+            self.skipped(ref, "never created")
             return
         if any(e["ref"] == ref and e["op"] == "delete" for e in self.calendar_done):
             self.calendar_skipped["deleted"] += 1
+            self.skipped(ref, "deleted")
             return
         concrete: dict[str, Any] = {k: v for k, v in step.items() if k != "conflict"}
         if "fields" in step:
@@ -199,18 +204,23 @@ class Soak:
         if failing and (side == "netgenium" or created_on == "netgenium"):
             # A user cannot save in NET Genium while it fails, nor find there the item to edit.
             self.calendar_skipped["netgenium failing"] += 1
+            self.skipped(ref, "netgenium failing")
             return
         if side == "netgenium" and self.worker().get("state") != "Running":
             concrete["notify"] = False  # OnAfterSave cannot reach a dead worker: the poll finds it
         try:
             self.scenario.run([concrete])
         except ScenarioError:
-            self.calendar_skipped["not synced yet"] += 1  # the other side has no counterpart yet
+            self.calendar_skipped["not synced yet"] += 1
+            self.skipped(ref, "not synced yet")  # the other side has no counterpart yet
             return
         except SandboxError as error:
             self.uncertain.add(ref)  # the edit may or may not have been saved
             self.log(f"calendar edit of {ref} uncertain: {error}")
         self.calendar_done.append({**concrete, "done_at": time.time()})
+
+    def skipped(self, ref: str, reason: str) -> None:
+        self.calendar_skipped_refs.setdefault(ref, []).append(f"{reason} at {time.time() - self.started_at:.1f}s")
 
     def fields(self, planned: dict[str, Any]) -> dict[str, Any]:
         start = self.today + timedelta(days=planned["day"], hours=planned["hour"])
@@ -385,7 +395,8 @@ class Soak:
             return (item["user"], item["subject"], item["start"], item["end"], item["all_day"], item["location"])
 
         outlook, netgenium = Counter(map(key, sides["outlook"])), Counter(map(key, sides["netgenium"]))
-        unequal = sorted(str(k) for k in ((outlook - netgenium) + (netgenium - outlook)).elements())
+        unequal_keys = list(((outlook - netgenium) + (netgenium - outlook)).elements())
+        unequal = sorted(str(k) for k in unequal_keys)
         twice: list[str] = []
         final: dict[str, dict[str, Any]] = {}
         for side in ("outlook", "netgenium"):
@@ -420,6 +431,7 @@ class Soak:
         return {
             "calendar_items": {"outlook": len(sides["outlook"]), "netgenium": len(sides["netgenium"])},
             "calendar_unequal": unequal,
+            "calendar_unequal_detail": self.mismatch_detail(sorted({_ref_of(k[1]) for k in unequal_keys}), sides),
             "calendar_twice": twice,
             "calendar_lost_edits": lost_edits,
             "calendar_edits": len(self.calendar_done),
@@ -428,6 +440,60 @@ class Soak:
             "calendar_lost_edits_explained": explained,
             "calendar_uncertain": sorted(self.uncertain),
         }
+
+    def mismatch_detail(self, refs: list[str], sides: dict[str, Any]) -> dict[str, Any]:
+        """For each item one side lacks: what the soak did to it (edits done and skipped, with
+        when), what each side holds under its ref, and its NET Genium record's ids, so that a
+        failing seed can be diagnosed from its output alone."""
+        detail: dict[str, Any] = {}
+        column = self.scenario.entity.column
+        records = self.stack.netgenium_records(self.scenario.table) if refs else []
+        for ref in filter(None, refs):
+            detail[ref] = {
+                "done": [
+                    {k: e.get(k) for k in ("side", "op", "user", "notify")}
+                    | {"at_s": round(float(e["done_at"]) - self.started_at, 1)}
+                    for e in self.calendar_done
+                    if e["ref"] == ref
+                ],
+                "skipped": self.calendar_skipped_refs.get(ref, []),
+                "outlook": [i for i in sides["outlook"] if _ref_of(i["subject"]) == ref],
+                "netgenium": [i for i in sides["netgenium"] if _ref_of(i["subject"]) == ref],
+                "netgenium_records": [
+                    {
+                        "id": r.get("id"),
+                        "event_id": r.get(column("event_id").name),
+                        "modified": r.get(column("modified").name),
+                    }
+                    for r in records
+                    if _ref_of(str(r.get(column("subject").name) or "")) == ref
+                ],
+            }
+            ids = {str(r["id"]) for r in detail[ref]["netgenium_records"]}
+            ids |= {str(r["event_id"]) for r in detail[ref]["netgenium_records"] if r["event_id"]}
+            users = {str(e["user"]) for e in detail[ref]["done"] if e.get("user")}
+            detail[ref]["pairs"] = [
+                {"event_id": p.event_id, "activity_id": p.activity_id}
+                for user in sorted(users)
+                for p in self.pairs(user)
+                if {p.event_id, str(p.activity_id)} & ids
+            ]
+            detail[ref]["conflicts"] = [
+                {"winner": c.winner, "event_id": c.event_id, "activity_id": c.activity_id}
+                for c in self.conflicts()
+                if {str(c.event_id), str(c.activity_id)} & ids
+            ]
+        return detail
+
+    def pairs(self, mailbox: str) -> list[Any]:
+        assert self.stack.azurite
+        connection = self.stack.azurite.connection_string
+
+        async def read() -> list[Any]:
+            async with TableStorage.from_connection_string(connection) as storage:
+                return list(await CalendarPairs(storage).all(mailbox))
+
+        return asyncio.run(read())
 
     def conflicts(self) -> list[Any]:
         assert self.stack.azurite
