@@ -22,7 +22,7 @@ from sandbox.graph.events import event_json
 from sandbox.graph.mail_api import message_select
 from sandbox.graph.odata import GraphError, bad_request, decode_token, encode_token, parse_instant, sync_state_gone
 from sandbox.graph.protocol import OUTLOOK_MAX_PAGE, Request, Response, applied, max_page_size, page_size, top
-from sandbox.graph.records import CHANGE_TYPES, CREATED, DELETED, UPDATED, EventRecord, WindowItem
+from sandbox.graph.records import CHANGE_TYPES, CREATED, DELETED, UPDATED, WindowItem
 from sandbox.graph.tenant import Tenant
 from sandbox.graph.timezones import preferred_zone
 
@@ -199,29 +199,29 @@ async def event_delta(em: Tenant, rq: Request) -> Response:
     else:
         state = _round(em, *found)
     start, end = parse_instant(state["ws"]), parse_instant(state["we"])
-    entries: list[tuple[str, EventRecord | None]] = []
-    for item in _ordered(em, user.calendar.window(state["s"], state["u"]), state):
+    # The round's slots are the window's items, fixed when the round began (the change log up to
+    # `u` never changes), and each page is a slice of them: what an item became since only decides
+    # what its slot shows. Dropping slots of items deleted while the client pages would shift the
+    # later ones under the offset and skip an item whose change no round would then report; Graph's
+    # skipToken resumes a round where it stopped ("the next page of changes").
+    slots = _ordered(em, user.calendar.window(state["s"], state["u"]), state)
+    offset = int(state.get("o", 0))
+    items = []
+    zone_name = preferred_zone(rq.prefer)
+    for item in slots[offset : offset + size]:
         record = user.events.get(item.item_id) if item.kind != DELETED else None
         if record is not None and not record.in_views:
             record = None  # a single instance that became a series master: its log says deleted
-        visible = record is not None and overlaps(record, start, end)
         if item.kind in (CREATED, UPDATED) and record is None:
             continue  # deleted after the round began: the next round reports it
-        if visible:
-            entries.append((item.item_id, record))
-        elif state["s"]:
-            entries.append((item.item_id, None))  # gone, or moved out of the window
-    offset = int(state.get("o", 0))
-    page = entries[offset : offset + size]
-    items = []
-    zone_name = preferred_zone(rq.prefer)
-    for event_id, found_record in page:
-        if found_record is not None:
-            items.append({"@odata.type": "#microsoft.graph.event", **event_json(found_record, None, None, zone_name)})
-        else:
-            items.append({"@odata.type": "#microsoft.graph.event", "id": event_id, "@removed": {"reason": "deleted"}})
+        if record is not None and overlaps(record, start, end):
+            items.append({"@odata.type": "#microsoft.graph.event", **event_json(record, None, None, zone_name)})
+        elif state["s"]:  # gone, or moved out of the window
+            items.append(
+                {"@odata.type": "#microsoft.graph.event", "id": item.item_id, "@removed": {"reason": "deleted"}}
+            )
     path = f"/users/{quote(user.id, safe='')}/calendarView/delta"
     body: dict[str, Any] = {"@odata.context": f"{rq.base}/$metadata#Collection(event)", "value": items}
-    body.update(_links(rq.base, path, state, offset + len(page), offset + size < len(entries)))
+    body.update(_links(rq.base, path, state, offset + size, offset + size < len(slots)))
     await em.page_time(len(items))
     return Response(200, body, applied(rq, size))
