@@ -110,6 +110,9 @@ class GraphCalendar:
                 return None
             raise
 
+    async def event_ids_in_window(self, mailbox: str, window: SyncWindow) -> set[str]:
+        return await self._graph.event_ids_in_view(mailbox, window.start, window.end)
+
     async def event_for_activity(self, mailbox: str, activity_id: int) -> OutlookEvent | None:
         found = await self._graph.find_event_by_activity(mailbox, str(activity_id))
         return outlook_event(found) if found is not None else None

@@ -25,6 +25,10 @@ class OutlookCalendar(Protocol):
         """The whole event; None when it is gone."""
         ...
 
+    async def event_ids_in_window(self, mailbox: str, window: SyncWindow) -> set[str]:
+        """The ids of the events and occurrences the window holds now (the sweep's check)."""
+        ...
+
     async def event_for_activity(self, mailbox: str, activity_id: int) -> OutlookEvent | None: ...
 
     async def create_event_for(

@@ -526,15 +526,25 @@ class CalendarSync:
         report.to_outlook += 1
 
     async def _sweep(self, user: SyncedUser, window: SyncWindow, report: CalendarReport) -> None:
-        """Pairs whose activity is gone from NET Genium: the event goes too. And pairs a lost
+        """Pairs whose activity is gone from NET Genium: the event goes too. Pairs whose event is
+        gone from Outlook although no delta round said so: the activity goes too. And pairs a lost
         mapping forgot while neither side changed: activities in the window that carry an event
         id but have no pair are paired again now (reads only when both sides agree), so that a
-        later delete on either side still reaches the other."""
+        later delete on either side still reaches the other.
+
+        Delta reports the difference between two rounds: an event this app created (which no round
+        had shown) and the user deleted before the next round came and went, and no round ever
+        names it. So the window's event ids are listed, and a paired event missing from them is
+        read once more before its activity is deleted (it may have left the window instead)."""
         existing = await self._ng.calendar_activity_ids(user.ng_user_id)
         pairs = await self._all_pairs(user)
         for pair in pairs:
             if pair.activity_id not in existing:
                 await self._guarded(report, pair.event_id, self._activity_removed(user, pair, report))
+        in_outlook = await self._outlook.event_ids_in_window(user.mailbox, window)
+        for pair in await self._all_pairs(user):
+            if pair.event_id not in in_outlook:
+                await self._guarded(report, pair.event_id, self._event_removed(user, pair.event_id, window, report))
         paired = {pair.activity_id for pair in pairs}
         mirrored = await self._ng.calendar_event_ids_in_window(user.ng_user_id, window.start, window.end)
         for activity_id in sorted(set(mirrored) - paired):

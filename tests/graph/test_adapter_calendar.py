@@ -87,3 +87,23 @@ async def test_an_event_ending_before_it_starts_is_rejected(graph, admin: Admin)
     with pytest.raises(GraphRejected) as caught:
         await graph.create_event(MAILBOX, bad, transaction_id="tx-5", activity_id="2")
     assert caught.value.status == 400 and not caught.value.retryable
+
+
+async def test_the_ids_in_a_window_are_every_event_and_occurrence_it_holds(graph, admin: Admin) -> None:
+    """The sweep's listing: calendarView ids only, every page, occurrences and not their master."""
+    inside = [await graph.create_event(MAILBOX, _draft(f"In {n}", days=n + 1), transaction_id=f"tx-in-{n}",
+                                       activity_id=str(100 + n)) for n in range(3)]
+    await graph.create_event(MAILBOX, _draft("Far", days=400), transaction_id="tx-far", activity_id="200")
+    start = (NOW + timedelta(days=10)).replace(hour=9, minute=0, second=0).strftime("%Y-%m-%dT%H:%M:%S")
+    series = await admin.call("POST", f"/users/{MAILBOX}/events", {
+        "subject": "Daily", "start": {"dateTime": start, "timeZone": "UTC"},
+        "end": {"dateTime": start[:11] + "10:00:00", "timeZone": "UTC"},
+        "recurrence": {"pattern": {"type": "daily", "interval": 1},
+                       "range": {"type": "numbered", "startDate": start[:10], "numberOfOccurrences": 3}}})
+
+    ids = await graph.event_ids_in_view(MAILBOX, *WINDOW)
+
+    delta = await graph.event_delta(MAILBOX, *WINDOW)
+    occurrences = {e.id for e in delta.events if e.series_master_id == series["id"]}
+    assert len(occurrences) == 3
+    assert ids == {e.id for e in inside} | occurrences
