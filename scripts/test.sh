@@ -30,4 +30,6 @@ echo "== mypy (crm_core, sandbox, function_app)"
 echo "== import contract (pyproject.toml [tool.importlinter], docs/DESIGN.md section 2)"
 .venv/bin/lint-imports --no-cache --no-logo
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# Two worker processes (pytest-xdist), each test file on one of them: most tests wait on emulators,
+# Azurite or Firebird, so two share the machine's cores well. PYTEST_WORKERS=0 runs in one process.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
