@@ -14,7 +14,7 @@ import urllib.request
 from types import TracebackType
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ServiceRequestError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from crm_core.domain.errors import ServiceRejected, ServiceUnavailable
@@ -115,15 +115,27 @@ class TableStorage:
         async with self._creating.setdefault(name, asyncio.Lock()):
             client = self._tables.get(name)
             if client is None:
-                try:
-                    await self._service.create_table(name)
-                except ResourceExistsError:
-                    pass
-                except AzureError as exc:
-                    raise storage_error(exc, f"creating table {name}") from exc
+                await self._create(name)
                 client = self._service.get_table_client(name)
                 self._tables[name] = client
         return client
+
+    async def _create(self, name: str) -> None:
+        """Create the table; one that exists is fine. Creating is a POST, which azure-core does not
+        retry when the connection breaks after the request was sent ("Server disconnected": a
+        kept-alive connection the server had just closed); here a second try is safe, since a
+        table created by the first is a 409, so one connection failure is retried."""
+        for attempt in (1, 2):
+            try:
+                await self._service.create_table(name)
+                return
+            except ResourceExistsError:
+                return
+            except ServiceRequestError as exc:
+                if attempt == 2:
+                    raise storage_error(exc, f"creating table {name}") from exc
+            except AzureError as exc:
+                raise storage_error(exc, f"creating table {name}") from exc
 
     async def close(self) -> None:
         for client in self._tables.values():
