@@ -322,6 +322,7 @@ class Runtime:
         the runtime with a stable `worker`, so that a resumed run takes over its own claims)."""
         from crm_core.domain.mailbox import MAIL_FOLDER
         from crm_core.storage.cursors import SyncCursors
+        from crm_core.storage.leases import MailboxLeases
         from crm_core.usecases.backfill import Backfill
 
         return Backfill(
@@ -332,6 +333,8 @@ class Runtime:
             mailbox=self.settings.crm_mailbox,
             folder=folder or MAIL_FOLDER,
             page_size=page_size,
+            leases=MailboxLeases(self.storage),
+            holder=self.worker,
         )
 
     # ---- entry points --------------------------------------------------------------------------

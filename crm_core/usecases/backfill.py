@@ -14,6 +14,10 @@ what came before is read here, by received time, oldest first, page by page:
 
 The backfill runs under a worker name of its own per host, so a run that was interrupted mid-page
 takes over its own claims at once (and asks NET Genium first whether the activity was written).
+
+Each page is read and captured under the mailbox's lease (`crm_core.usecases.leasing`), the one the
+live capture takes: Graph allows 4 concurrent requests per mailbox for the whole app, so the
+backfill waits while a live run reads the mailbox, and a live run waits at most one page.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -32,8 +37,9 @@ from crm_core.domain.errors import ExternalServiceError
 from crm_core.domain.mail import GraphMessage
 from crm_core.domain.mailbox import MAIL_FOLDER
 from crm_core.domain.state import LedgerEntry
+from crm_core.usecases.leasing import Lease, held
 from crm_core.usecases.mail_capture import CaptureResult, Outcome, ledger_id
-from crm_core.usecases.mailbox_sync import Cursors, capture_order
+from crm_core.usecases.mailbox_sync import BUSY_RETRY_SECONDS, Cursors, capture_order
 
 log = logging.getLogger("crm_core.usecases.backfill")
 
@@ -130,6 +136,10 @@ def _received(message: GraphMessage) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class _LeaseTaken(Exception):
+    """Another process holds the mailbox's lease (the backfill waits for it)."""
+
+
 class Backfill:
     """Captures one mailbox folder's mail received in [since, until), resumable page by page."""
 
@@ -144,6 +154,9 @@ class Backfill:
         folder: str = MAIL_FOLDER,
         page_size: int | None = None,
         parallel: int = 8,
+        leases: Lease | None = None,
+        holder: str = "",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._graph = graph
         self._cursors = cursors
@@ -153,6 +166,24 @@ class Backfill:
         self._folder = folder
         self._page_size = page_size
         self._parallel = parallel
+        self._leases = leases
+        self._holder = holder
+        self._sleep = sleep
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One page under the mailbox's lease; while another process holds it, wait and ask again."""
+        if self._leases is None:
+            yield
+            return
+        while True:
+            try:
+                async with held(self._leases, self._mailbox, self._holder, _LeaseTaken):
+                    yield
+                return
+            except _LeaseTaken:  # raised only when taking the lease, never by the page's work
+                log.info("backfill: the live capture reads the mailbox; waiting")
+                await self._sleep(BUSY_RETRY_SECONDS)
 
     async def run(
         self,
@@ -195,28 +226,29 @@ class Backfill:
             on_start(report)
         link: str | None = None
         while True:
-            page = await self._graph.message_list_page(
-                self._mailbox,
-                self._folder,
-                link,
-                received_from=None if link else start,
-                received_before=None if link else until,
-                page_size=self._page_size,
-            )
-            report.pages += 1
-            if dry_run:
-                await self._preview_page(page.messages, report, on_item)
-            else:
-                await self._capture_page(page.messages, report, on_item, boundary)
-                times = [t for t in (_received(m) for m in page.messages) if t is not None]
-                state: dict[str, Any] = {
-                    "after": (max(times) if times else start).isoformat(),
-                    "mails": report.mails,
-                    "outcomes": report.outcomes,
-                }
-                if not page.next_link:
-                    state["done"] = True
-                await self._cursors.set(name, json.dumps(state))
+            async with self._turn():
+                page = await self._graph.message_list_page(
+                    self._mailbox,
+                    self._folder,
+                    link,
+                    received_from=None if link else start,
+                    received_before=None if link else until,
+                    page_size=self._page_size,
+                )
+                report.pages += 1
+                if dry_run:
+                    await self._preview_page(page.messages, report, on_item)
+                else:
+                    await self._capture_page(page.messages, report, on_item, boundary)
+                    times = [t for t in (_received(m) for m in page.messages) if t is not None]
+                    state: dict[str, Any] = {
+                        "after": (max(times) if times else start).isoformat(),
+                        "mails": report.mails,
+                        "outcomes": report.outcomes,
+                    }
+                    if not page.next_link:
+                        state["done"] = True
+                    await self._cursors.set(name, json.dumps(state))
             if not page.next_link:
                 return report
             link = page.next_link

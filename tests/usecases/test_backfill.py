@@ -256,6 +256,42 @@ async def test_an_empty_or_inverted_range(history: FakeHistory, capture: MailCap
         await backfill(history, cursors, capture, ledger).run(UNTIL, SINCE)
 
 
+async def test_each_page_waits_for_the_live_capture_and_holds_the_mailbox_while_it_runs(
+    history: FakeHistory, source: FakeMailSource, crm: FakeActivityStore, capture: MailCapture, ledger: Any
+) -> None:
+    """Graph's 4 concurrent requests per mailbox hold for the whole app: the backfill takes the
+    live capture's mailbox lease for each page, waits while a live run holds it, and gives it
+    back between pages (so a live run waits at most one page)."""
+    from crm_core.usecases.leasing import LEASE_SECONDS
+    from tests.usecases.fakes import FakeLeases
+
+    ids = old_mails(source, 7)
+    leases = FakeLeases()
+    await leases.acquire(CRM, "live-worker", LEASE_SECONDS)  # a live run reads the mailbox
+    waited: list[float] = []
+    held_during_pages: list[str] = []
+
+    async def wait(seconds: float) -> None:
+        waited.append(seconds)
+        await leases.release(CRM, "live-worker")  # the live run ends
+
+    list_page = history.message_list_page
+
+    async def observed(*args: Any, **kwargs: Any) -> MessagePage:
+        held_during_pages.append(leases.held[CRM.lower()][0])
+        return await list_page(*args, **kwargs)
+
+    history.message_list_page = observed  # type: ignore[method-assign]
+    run = Backfill(history, FakeCursors(), capture, ledger, mailbox=CRM, leases=leases, holder="backfill", sleep=wait)
+
+    report = await run.run(SINCE, UNTIL)
+
+    assert waited == [5.0]
+    assert held_during_pages == ["backfill"] * 3  # 7 mails, pages of 3
+    assert CRM.lower() not in leases.held  # given back after the last page
+    assert report.outcomes == {"written": 7} and all(len(crm.activities_for(i)) == 1 for i in ids)
+
+
 def test_pages_are_protocol_shaped() -> None:
     page: Sequence[GraphMessage] = MessagePage().messages
     assert list(page) == []
