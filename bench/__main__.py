@@ -66,8 +66,7 @@ class Bench:
     command: tuple[str, ...] | None = None  # default: python -m bench.<name>
 
     def argv(self, quick: bool) -> list[str]:
-        # As a module from the repository root: `python bench/<name>.py` puts bench/ first on the
-        # path, where bench/calendar.py hides the standard library's calendar (which email imports).
+        # As a module from the repository root, so that `bench.<module>` imports resolve.
         base = list(self.command) if self.command else [sys.executable, "-m", f"bench.{self.name}"]
         return [*base, *(self.quick_args if quick else self.args)]
 
@@ -104,7 +103,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("first_run", quick_args=("--mails", "1000"), figures=("first_run_mails_per_s", "first_run_peak_rss_mb")),
     Bench("content_bombs"),
     Bench(
-        "calendar",
+        "calendar_sync",
         quick_args=("--users", "4", "--events", "20", "--edits", "40"),
         figures=("calendar_sync_events_per_s", "calendar_echo_writes"),
     ),

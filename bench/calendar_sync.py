@@ -19,7 +19,7 @@ runs that many queue items at once (host.json `batchSize` 16). Measures:
 - `calendar_edits_propagated`: how many edits arrived on the other side (all of them, or a 0 echo
   count proves nothing).
 
-    python bench/calendar.py [--quick] [--users 50] [--events 200] [--edits 1000] [--concurrency 16]
+    python bench/calendar_sync.py [--quick] [--users 50] [--events 200] [--edits 1000] [--concurrency 16]
 
 `--quick`: 10 users × 50 events and 100 edits. Prints one JSON object.
 """
