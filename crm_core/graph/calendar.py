@@ -23,9 +23,8 @@ from crm_core.graph.models import (
     EventDraft,
     ExtendedProperty,
     GraphEvent,
-    MessageDeltaPage,
 )
-from crm_core.graph.translate import IMMUTABLE_IDS, GraphCalls, to_json
+from crm_core.graph.translate import IMMUTABLE_IDS, GraphCalls, to_json, unreadable
 
 
 def _iso(moment: datetime) -> str:
@@ -57,7 +56,6 @@ class CalendarCalls(GraphCalls):
         pages are read as JSON straight into `GraphEvent`: a first sync reads thousands of events,
         and the SDK's object model cost more CPU than the rest of the sync of each.
         """
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
         from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
 
         size = page_size or self.options.delta_page_size
@@ -66,20 +64,13 @@ class CalendarCalls(GraphCalls):
         query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
             start_date_time=_iso(start), end_date_time=_iso(end)
         )
-        send = self.client.request_adapter.send_primitive_async
         events: dict[str, GraphEvent] = {}
         removed: dict[str, None] = {}
         link, requests = delta_link, 0
         while True:
-            if link:
-                request = builder.with_url(link).to_get_request_information(self._config(prefer=prefer))
-            else:
-                request = builder.to_get_request_information(self._config(query, prefer=prefer))
-            call = functools.partial(send, request, "bytes", {"XXX": ODataError})
-            raw = await self._send("eventDelta", mailbox, call, delta=True)
+            page = await self._json_page("eventDelta", mailbox, builder, link, query, prefer=prefer, delta=True)
             requests += 1
             try:
-                page = MessageDeltaPage.model_validate_json(raw or b"{}")
                 for item in page.value:
                     item_id = item.get("id")
                     if not isinstance(item_id, str) or not item_id:
@@ -91,9 +82,7 @@ class CalendarCalls(GraphCalls):
                         removed.pop(item_id, None)
                         events[item_id] = GraphEvent.model_validate(item)
             except ValidationError as exc:
-                raise GraphRejected(
-                    f"eventDelta: a delta page Graph sent is not readable ({exc.error_count()} errors)"
-                ) from None
+                raise unreadable("eventDelta", exc) from None
             if page.next_link:
                 link = page.next_link
                 continue
@@ -109,7 +98,6 @@ class CalendarCalls(GraphCalls):
     async def event_ids_in_view(self, mailbox: str, start: datetime, end: datetime) -> set[str]:
         """The ids of the events and occurrences `calendarView` holds over [start, end): ids only,
         `VIEW_PAGE` a page, read as JSON. The calendar sweep's check for events no delta round named."""
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
         from msgraph.generated.users.item.calendar_view.calendar_view_request_builder import (
             CalendarViewRequestBuilder,
         )
@@ -118,22 +106,10 @@ class CalendarCalls(GraphCalls):
         query = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
             start_date_time=_iso(start), end_date_time=_iso(end), select=["id"], top=VIEW_PAGE
         )
-        send = self.client.request_adapter.send_primitive_async
         ids: set[str] = set()
         link: str | None = None
         while True:
-            if link:
-                request = builder.with_url(link).to_get_request_information(self._config(prefer=(IMMUTABLE_IDS,)))
-            else:
-                request = builder.to_get_request_information(self._config(query, prefer=(IMMUTABLE_IDS,)))
-            call = functools.partial(send, request, "bytes", {"XXX": ODataError})
-            raw = await self._send("calendarView", mailbox, call)
-            try:
-                page = MessageDeltaPage.model_validate_json(raw or b"{}")
-            except ValidationError as exc:
-                raise GraphRejected(
-                    f"calendarView: a page Graph sent is not readable ({exc.error_count()} errors)"
-                ) from None
+            page = await self._json_page("calendarView", mailbox, builder, link, query, prefer=(IMMUTABLE_IDS,))
             ids.update(item["id"] for item in page.value if isinstance(item.get("id"), str) and item["id"])
             if not page.next_link:
                 return ids

@@ -29,11 +29,10 @@ from crm_core.graph.models import (
     DeltaPage,
     DirectoryUser,
     FileAttachment,
-    MessageDeltaPage,
     MessagePage,
     SubscriptionInfo,
 )
-from crm_core.graph.translate import IMMUTABLE_IDS, to_json
+from crm_core.graph.translate import IMMUTABLE_IDS, to_json, unreadable
 
 # The message fields crm_core.domain.mail.GraphMessage reads (`@odata.type` always comes with the item).
 MESSAGE_FIELDS = (
@@ -183,32 +182,19 @@ class GraphAdapter(CalendarCalls):
         burst of mail, and the core needs JSON anyway. Tests check that the SDK's deserializers
         read these pages all the same.
         """
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
         from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
             DeltaRequestBuilder,
         )
 
         size = page_size or self.options.delta_page_size
-        prefer = (IMMUTABLE_IDS, f"odata.maxpagesize={size}")
         builder = self._user(mailbox).mail_folders.by_mail_folder_id(folder).messages.delta
-        if link:
-            request = builder.with_url(link).to_get_request_information(self._config(prefer=prefer))
-        else:
-            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
-                select=list(MESSAGE_FIELDS),
-                change_type="created",
-                filter=f"receivedDateTime ge {_instant(received_since)}" if received_since else None,
-            )
-            request = builder.to_get_request_information(self._config(query, prefer=prefer))
-        send = self.client.request_adapter.send_primitive_async
-        call = functools.partial(send, request, "bytes", {"XXX": ODataError})
-        raw = await self._send("messageDelta", mailbox, call, delta=True)
-        try:
-            page = MessageDeltaPage.model_validate_json(raw or b"{}")
-        except ValidationError as exc:
-            raise GraphRejected(
-                f"messageDelta: a delta page Graph sent is not readable ({exc.error_count()} errors)"
-            ) from None
+        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+            select=list(MESSAGE_FIELDS),
+            change_type="created",
+            filter=f"receivedDateTime ge {_instant(received_since)}" if received_since else None,
+        )
+        prefer = (IMMUTABLE_IDS, f"odata.maxpagesize={size}")
+        page = await self._json_page("messageDelta", mailbox, builder, link, query, prefer=prefer, delta=True)
         if not page.next_link and not page.delta_link:
             raise GraphRejected("messageDelta: a delta page carried neither @odata.nextLink nor @odata.deltaLink")
         out = DeltaPage(next_link=page.next_link, delta_link=page.delta_link)
@@ -242,35 +228,25 @@ class GraphAdapter(CalendarCalls):
         `$orderby` in `$filter` too, and first (else 400 InefficientFilter), which this is. Read as
         JSON straight into `GraphMessage`, as delta pages are.
         """
-        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
         from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
             MessagesRequestBuilder,
         )
 
         size = page_size or self.options.delta_page_size
-        prefer = (IMMUTABLE_IDS, f"odata.maxpagesize={size}")
         builder = self._user(mailbox).mail_folders.by_mail_folder_id(folder).messages
-        if link:
-            request = builder.with_url(link).to_get_request_information(self._config(prefer=prefer))
-        else:
-            bounds = _received_filter(received_from, received_before)
-            query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
-                select=list(MESSAGE_FIELDS),
-                filter=bounds,
-                orderby=["receivedDateTime asc"] if bounds else None,
-                top=size,
-            )
-            request = builder.to_get_request_information(self._config(query, prefer=prefer))
-        send = self.client.request_adapter.send_primitive_async
-        call = functools.partial(send, request, "bytes", {"XXX": ODataError})
-        raw = await self._send("listMessages", mailbox, call)
+        bounds = _received_filter(received_from, received_before)
+        query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+            select=list(MESSAGE_FIELDS),
+            filter=bounds,
+            orderby=["receivedDateTime asc"] if bounds else None,
+            top=size,
+        )
+        prefer = (IMMUTABLE_IDS, f"odata.maxpagesize={size}")
+        page = await self._json_page("listMessages", mailbox, builder, link, query, prefer=prefer)
         try:
-            page = MessageDeltaPage.model_validate_json(raw or b"{}")
             messages = [GraphMessage.model_validate(item) for item in page.value if item.get("id")]
         except ValidationError as exc:
-            raise GraphRejected(
-                f"listMessages: a page Graph sent is not readable ({exc.error_count()} errors)"
-            ) from None
+            raise unreadable("listMessages", exc) from None
         return MessagePage(messages=messages, next_link=page.next_link)
 
     async def message_count(
